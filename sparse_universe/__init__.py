@@ -1,0 +1,7 @@
+"""sparse_universe: a differentiable universe of particles on PyTorch Geometric."""
+
+from .neighbors import NeighborOverflowError, edge_vectors, radius_graph
+
+__version__ = "0.1.0"
+
+__all__ = ["NeighborOverflowError", "edge_vectors", "radius_graph"]

@@ -1,0 +1,158 @@
+"""The one distance formula every backend shares, periodic images, edge vectors.
+
+Exactness across backends rests on this module: a pair (i, j) is an edge iff
+:func:`accumulate_sq` over the axes gives ``d2 <= r * r`` in the dtype of
+``pos``. Every backend (dense, hash, cluster, the Verlet list) evaluates that
+same sequence of elementwise operations on the same values, so all of them
+return the identical edge set, ties at exactly ``r`` included. Element-wise
+tensor ops are IEEE-exact per element, so this holds on CPU and CUDA alike.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+#: Unordered pairs ``(a, b)`` in chunks, as the backends produce them.
+Pairs = List[Tuple[Tensor, Tensor]]
+
+#: Relative slack of every candidate search over the exact radius. Candidate
+#: generators (cells, torch-cluster, Verlet skins) may only over-approximate;
+#: the exact test above then decides. 1e-4 is far above the float32 rounding
+#: of a distance (about 1e-6 relative) and costs < 0.1% more candidates.
+SLACK = 1e-4
+
+
+def accumulate_sq(acc: Optional[Tensor], diff: Tensor, period: Optional[float]) -> Tensor:
+    """Add one axis' squared (minimum-image) difference to ``acc``, in place.
+
+    ``diff`` is a fresh, grad-free tensor the caller gives up. The order of the
+    operations is fixed, and the minimum image ``diff - L * round(diff / L)`` is
+    odd (``round`` is half-to-even), so ``d2(i, j) == d2(j, i)`` bit for bit.
+    """
+    if period is not None:
+        diff = diff - period * torch.round(diff / period)
+    sq = diff.mul_(diff)
+    return sq if acc is None else acc.add_(sq)
+
+
+def exact_r2(r: float, dtype: torch.dtype) -> float:
+    """``r * r`` rounded once to ``dtype``: the threshold every backend compares to."""
+    return torch.tensor(r * r, dtype=torch.float64).to(dtype).item()
+
+
+def pair_sq_dist(pos: Tensor, i: Tensor, j: Tensor, box: Optional[Tensor]) -> Tensor:
+    """Squared distance of rows ``pos[i]`` and ``pos[j]`` by the shared formula."""
+    per = periods(box, pos.size(1))
+    acc: Optional[Tensor] = None
+    for k in range(pos.size(1)):
+        col = pos[:, k]
+        acc = accumulate_sq(acc, col.index_select(0, i) - col.index_select(0, j), per[k])
+    if acc is None:  # d == 0 cannot happen after validation; keeps typing honest
+        return pos.new_zeros(i.numel())
+    return acc
+
+
+def periods(box: Optional[Tensor], dim: int) -> list:
+    """Per-axis period as Python floats (``None`` for open axes)."""
+    if box is None:
+        return [None] * dim
+    return [None if not torch.isfinite(b) else float(b) for b in box.cpu()]
+
+
+def periodic_box(box: Optional[Tensor], periodic: Optional[Tensor]) -> Optional[Tensor]:
+    """Merge ``box`` and ``periodic`` into one ``(d,)`` tensor: ``inf`` on open axes."""
+    if box is None:
+        return None
+    if periodic is None:
+        return box
+    return torch.where(periodic, box, torch.full_like(box, float("inf")))
+
+
+def wrap(pos: Tensor, box: Optional[Tensor]) -> Tensor:
+    """Wrap positions into ``[0, L)`` on periodic axes (gradient passes as identity)."""
+    if box is None:
+        return pos
+    finite = torch.isfinite(box)
+    if not bool(finite.any()):
+        return pos
+    safe = torch.where(finite, box, torch.ones_like(box)).to(pos.dtype)
+    return torch.where(finite, torch.remainder(pos, safe), pos)
+
+
+def periodic_images(pos: Tensor, box: Tensor, reach: float) -> Tuple[Tensor, Tensor]:
+    """Append shifted copies of the particles within ``reach`` of a periodic face.
+
+    Returns float64 positions ``(M, d)`` (originals first) for candidate search and
+    ``src (M,)``, the original index of each row. Corners get every combination
+    of shifts because each axis also copies the images added before it. The
+    caller tests candidates with the minimum-image formula on the original rows,
+    so an image only needs to bring a pair within ``reach``; a pair found through
+    two images is removed as a duplicate later.
+    """
+    x = pos.detach().to(torch.float64)
+    src = torch.arange(pos.size(0), device=pos.device)
+    for k, side in enumerate(box.tolist()):
+        if side == float("inf"):
+            continue
+        col = x[:, k]
+        parts_x, parts_src = [x], [src]
+        for mask, shift in ((col < reach, side), (col >= side - reach, -side)):
+            idx = mask.nonzero().view(-1)
+            moved = x.index_select(0, idx)
+            moved[:, k] += shift
+            parts_x.append(moved)
+            parts_src.append(src.index_select(0, idx))
+        x, src = torch.cat(parts_x), torch.cat(parts_src)
+    return x, src
+
+
+def edge_vectors(
+    pos: Tensor,
+    edge_index: Tensor,
+    box: Optional[Tensor] = None,
+    periodic: Optional[Tensor] = None,
+    flow: str = "source_to_target",
+) -> Tuple[Tensor, Tensor]:
+    r"""Differentiable edge vectors and lengths, minimum image in periodic boxes.
+
+    .. math::
+        \mathbf{e}_{ij} = \mathbf{x}_i - \mathbf{x}_j - \mathbf{L} \odot
+        \operatorname{round}\!\left((\mathbf{x}_i - \mathbf{x}_j) / \mathbf{L}\right),
+        \qquad d_{ij} = \lVert \mathbf{e}_{ij} \rVert
+
+    for every edge ``j -> i`` (``i`` the target). The rounding is a constant shift,
+    so gradients reach ``pos`` as if the box were open. A zero vector (coincident
+    points) has length 0 and a zero gradient, never NaN.
+
+    Args:
+        pos (Tensor): positions ``(N, d)``.
+        edge_index (Tensor): ``(2, E)`` from :func:`radius_graph`.
+        box (Tensor, optional): ``(d,)`` side lengths. (default: ``None``)
+        periodic (Tensor, optional): ``(d,)`` bool mask. (default: all axes of ``box``)
+        flow (str): ``"source_to_target"`` (row 1 is the target) or
+            ``"target_to_source"`` (row 0 is). (default: ``"source_to_target"``)
+
+    Shapes:
+        pos ``(N, d)``, edge_index ``(2, E)`` -> vectors ``(E, d)``, lengths ``(E,)``.
+    """
+    from .checks import check_box
+
+    box = check_box(box, periodic, pos)
+    target, source = (edge_index[1], edge_index[0]) if flow == "source_to_target" else (
+        edge_index[0],
+        edge_index[1],
+    )
+    vec = pos.index_select(0, target) - pos.index_select(0, source)
+    if box is not None:
+        finite = torch.isfinite(box)
+        safe = torch.where(finite, box, torch.ones_like(box)).to(pos.dtype)
+        shift = torch.where(finite, safe * torch.round(vec.detach() / safe), 0.0)
+        vec = vec - shift
+    sq = (vec * vec).sum(-1)
+    # sqrt has an infinite derivative at 0: route zero lengths around it.
+    nonzero = sq > 0
+    length = torch.where(nonzero, torch.sqrt(torch.where(nonzero, sq, 1.0)), 0.0)
+    return vec, length

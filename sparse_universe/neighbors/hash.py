@@ -1,0 +1,238 @@
+"""Spatial hash (cell list) neighbour search in pure PyTorch, CPU and CUDA.
+
+Why this shape
+--------------
+A pair within ``r`` lies in the same or an adjacent cell of side ``h >= r``:
+``cell = floor(pos / h)``. Sorting particles by cell in row-major order (the
+*fast* axis varying quickest) makes the three cells ``cx - 1, cx, cx + 1`` of a
+row contiguous in memory, so a particle's candidates are ``3^(d-1)`` *ranges*
+of the sorted array, one per neighbouring row, found with two binary searches
+per occupied cell. Along the fast axis we cut cells ``s`` times finer
+(``subdivisions``): the window ``cx - s .. cx + s`` then spans ``2 + 1/s``
+cell widths instead of 3, which trims candidates by up to a third.
+
+Each unordered pair is visited once (a *half list*): only rows whose offset is
+positive in lexicographic order, plus the particle's own row to the right of
+it. The batch id is the slowest row coordinate with no offset, so examples
+never meet and batch vectors need not be sorted.
+
+Ranges have different lengths. We bucket them by length (exactly up to 32,
+then in steps of 12.5%) so each bucket is a dense ``(rows, width)`` block
+``j = lo[:, None] + arange(width)``: the test is a broadcast over a rectangle,
+with no per-candidate ``repeat_interleave``. Blocks are cut into chunks of
+about ``CHUNK`` candidates, small enough to stay in cache (fresh large
+allocations on CPU cost a page fault per 4 KiB), so peak memory is O(N + E).
+
+Every candidate is tested with :func:`~.geometry.accumulate_sq`, the formula
+the dense reference uses, so the result is exact, not approximate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .geometry import SLACK, Pairs, accumulate_sq, exact_r2, periods
+
+#: Candidates tested per chunk on CPU / CUDA.
+CHUNK = {"cpu": 1 << 20, "cuda": 1 << 25}
+#: Range lengths up to this are bucketed exactly; longer ones share padded buckets.
+EXACT_WIDTH = 32
+_INT63 = 1 << 62
+
+
+class CellIndexOverflow(ValueError):
+    """The occupied cells of a very sparse, high-dimensional cloud have no int64 index."""
+
+
+def hash_pairs(
+    cell_pos: Tensor,
+    r: float,
+    group: Tensor,
+    filter_pos: Tensor,
+    box: Optional[Tensor] = None,
+    labels: Optional[Tensor] = None,
+    subdivisions: int = 2,
+) -> Pairs:
+    """Unordered pairs ``(a, b)`` of rows with ``d2 <= r * r`` and equal ``group``.
+
+    Args:
+        cell_pos (Tensor): float64 positions that place particles in cells (these
+            may be shifted periodic images).
+        r (float): the exact radius.
+        group (Tensor): int64 batch id of every row.
+        filter_pos (Tensor): positions the exact test reads (minimum image when
+            ``box`` is given).
+        box (Tensor, optional): periods, ``inf`` on open axes.
+        labels (Tensor, optional): the id reported for each row (the original
+            particle of a periodic image); the row index when omitted.
+        subdivisions (int): cells per ``h`` along the fast axis.
+
+    Returns:
+        chunks of pairs ``[(a, b), ...]`` of labels, each pair once.
+
+    Shapes:
+        cell_pos ``(M, d)``, group ``(M,)``, filter_pos ``(M, d)``, labels ``(M,)``.
+    """
+    m, dim = cell_pos.shape
+    if m < 2:
+        return []
+    s = subdivisions
+    h = r * (1.0 + SLACK)
+    low = cell_pos.min(0).values
+    fast = int(torch.argmax(cell_pos.max(0).values - low))
+    slow = [k for k in range(dim) if k != fast]
+    cells = torch.floor((cell_pos - low) / h).long()  # (M, d) >= 0
+    cx = torch.floor((cell_pos[:, fast] - low[fast]) * (s / h)).long()
+
+    row, neighbor_rows = _rows(group, cells[:, slow])  # (M,), (U, n_off)
+    if (int(cx.max()) + 2 * s + 1) * row_count(neighbor_rows) >= _INT63:
+        cx = _compress(cx, gap=s + 1)
+    cx += s  # the window cx - s .. cx + s stays inside the row
+    width = int(cx.max()) + s + 1
+    key = row * width + cx  # (M,) row-major cell key
+
+    order = torch.argsort(key, stable=True)
+    key = key.index_select(0, order)
+    cell_key, cell_of = torch.unique_consecutive(key, return_inverse=True)
+    lo, count = _ranges(key, cell_key, width, s, neighbor_rows)  # (C, 1 + n_off)
+    lo = lo.index_select(0, cell_of)  # (M, 1 + n_off)
+    count = count.index_select(0, cell_of)
+    # Own row: only particles to the right, so each pair is seen once.
+    ids = torch.arange(m, device=key.device)
+    count[:, 0] -= ids + 1 - lo[:, 0]
+    lo[:, 0] = ids + 1
+
+    cols = [filter_pos.index_select(0, order)[:, k].contiguous() for k in range(dim)]
+    names = order if labels is None else labels.index_select(0, order)
+    return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, r, box, names,
+                 drop_self=labels is not None)
+
+
+def _compress(c: Tensor, gap: int) -> Tensor:
+    """Renumber integer coordinates from 0, capping gaps at ``gap``.
+
+    Distances below ``gap`` are kept, larger ones become ``gap``: adjacency is
+    unchanged, but the range of values is at most ``gap * N``, so keys fit int64
+    however sparse the cloud is.
+    """
+    uniq, inv = torch.unique(c, return_inverse=True)
+    steps = torch.diff(uniq).clamp_(max=gap)
+    return torch.cat([steps.new_zeros(1), steps.cumsum(0)]).index_select(0, inv)
+
+
+def _rows(group: Tensor, slow: Tensor) -> Tuple[Tensor, Tensor]:
+    """Dense row ids and, per row, the ids of its half-set neighbour rows (-1: empty)."""
+    cols = [group] + [slow[:, k] + 1 for k in range(slow.size(1))]
+    strides, total = _strides(cols)
+    if total >= _INT63:
+        cols = [group] + [_compress(slow[:, k], gap=2) + 1 for k in range(slow.size(1))]
+        strides, total = _strides(cols)
+    if total >= _INT63:
+        raise CellIndexOverflow(
+            f"backend='hash' cannot index {slow.size(1) + 1}-dimensional cells this sparse "
+            f"(about {total:.3g} cells); use backend='cluster' or 'dense'"
+        )
+    key = sum(c * st for c, st in zip(cols, strides))
+    row_key, row = torch.unique(key, sorted=True, return_inverse=True)
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=slow.size(1)) if o > (0,) * len(o)]
+    delta = torch.tensor([sum(o_k * st for o_k, st in zip(o, strides[1:])) for o in offsets],
+                         dtype=torch.long, device=key.device)
+    want = row_key[:, None] + delta  # (U, n_off)
+    at = torch.searchsorted(row_key, want).clamp_(max=row_key.numel() - 1)
+    return row, torch.where(row_key.index_select(0, at.view(-1)).view_as(want) == want, at, -1)
+
+
+def _strides(cols: List[Tensor]) -> Tuple[List[int], int]:
+    """Row-major strides of integer columns (each padded by one on both sides)."""
+    strides, total = [], 1
+    for size in reversed([int(c.max()) + 2 for c in cols]):
+        strides.append(total)
+        total *= size
+    return strides[::-1], total
+
+
+def row_count(neighbor_rows: Tensor) -> int:
+    return max(1, neighbor_rows.size(0))
+
+
+def _ranges(key: Tensor, cell_key: Tensor, width: int, s: int, neighbor_rows: Tensor):
+    """First sorted index and length of each occupied cell's candidate ranges.
+
+    Column 0 is the cell's own row (``cx - s .. cx + s``; the caller trims it to
+    the right of each particle), the others its neighbour rows.
+    """
+    row = torch.div(cell_key, width, rounding_mode="floor")
+    cx = cell_key - row * width
+    target = torch.cat([row[:, None], neighbor_rows.index_select(0, row)], 1)  # (C, 1 + n_off)
+    base = (target * width + cx[:, None]).t().contiguous()  # offsets contiguous: sorted queries
+    lo = torch.searchsorted(key, base - s).t()
+    hi = torch.searchsorted(key, base + s, right=True).t()
+    count = torch.where(target >= 0, hi - lo, 0)
+    return lo.contiguous(), count.contiguous()
+
+
+def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int]]]:
+    """Ranges ordered by bucket, and ``(start, stop, width)`` of each non-empty bucket.
+
+    Bucket ids are small integers, so the stable sort is a single radix pass.
+    Bucket 0 holds the empty ranges and is skipped.
+    """
+    longest = int(count.max()) if count.numel() else 0
+    widths = [0] + list(range(1, min(longest, EXACT_WIDTH) + 1))
+    while widths[-1] < longest:
+        widths.append(-(-widths[-1] * 9 // 8))
+    widths_t = torch.tensor(widths, device=count.device)
+    table = torch.searchsorted(widths_t, torch.arange(longest + 1, device=count.device))
+    bucket = table.to(torch.int16).index_select(0, count)  # few buckets: narrow keys sort fastest
+    order = torch.sort(bucket, stable=True).indices
+    stops = torch.bincount(bucket.long(), minlength=len(widths)).cumsum(0).tolist()
+    spans = [(stops[b - 1], stops[b], widths[b]) for b in range(1, len(widths)) if stops[b] > stops[b - 1]]
+    return order, spans
+
+
+def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], r: float,
+          box: Optional[Tensor], names: Tensor, drop_self: bool) -> Pairs:
+    """Test every candidate of every range; return the hits as pairs of ``names``.
+
+    With ``drop_self``, pairs of two rows with the same name (a particle and its
+    own periodic image) are dropped.
+    """
+    n = cols[0].numel()
+    r2 = exact_r2(r, cols[0].dtype)
+    per = periods(box, len(cols))
+    chunk = CHUNK.get(cols[0].device.type, CHUNK["cuda"])
+    order, buckets = _buckets(count)
+    steps = torch.arange(max((w for _, _, w in buckets), default=1), device=lo.device)
+    found: Pairs = []
+    for start, stop, width in buckets:
+        padded = width > EXACT_WIDTH
+        rows = max(1, chunk // width)
+        for first in range(start, stop, rows):
+            rng = order[first:min(stop, first + rows)]
+            i = torch.div(rng, per_particle, rounding_mode="floor")  # particle of each range
+            j0 = lo.index_select(0, rng)
+            j = j0[:, None] + steps[:width]  # (R, W) candidate partners
+            if padded:
+                valid = steps[:width] < count.index_select(0, rng)[:, None]
+                j.clamp_(max=n - 1)
+            flat = j.view(-1)
+            acc: Optional[Tensor] = None
+            for k, col in enumerate(cols):
+                diff = col.index_select(0, flat).view_as(j).sub_(col.index_select(0, i)[:, None])
+                acc = accumulate_sq(acc, diff, per[k])
+            hit = acc <= r2
+            if padded:
+                hit &= valid
+            hit = hit.view(-1).nonzero().view(-1)
+            at = torch.div(hit, width, rounding_mode="floor")
+            a = names.index_select(0, i.index_select(0, at))
+            b = names.index_select(0, j0.index_select(0, at).add_(hit - at * width))
+            if drop_self:
+                keep = a != b
+                a, b = a[keep], b[keep]
+            found.append((a, b))
+    return found
