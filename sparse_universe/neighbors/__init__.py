@@ -1,6 +1,15 @@
 """Exact epsilon-neighbour graphs: engines, a Verlet list and PyG adapters."""
 
 from .geometry import edge_vectors
+from .pyg import RadiusGraph, RadiusInteractionGraph
 from .radius import NeighborOverflowError, radius_graph
+from .verlet import NeighborList
 
-__all__ = ["NeighborOverflowError", "edge_vectors", "radius_graph"]
+__all__ = [
+    "NeighborList",
+    "NeighborOverflowError",
+    "RadiusGraph",
+    "RadiusInteractionGraph",
+    "edge_vectors",
+    "radius_graph",
+]
