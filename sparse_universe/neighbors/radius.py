@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -172,28 +172,76 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
 def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.device) -> Tensor:
     """Both directions of every pair (plus loops) as ``[source, target]``, sorted.
 
-    The key ``target * n + source`` of every edge is written straight into the
-    output buffer and sorted there with one stable radix sort: at 10^6 points
-    fresh memory costs more than arithmetic, so no intermediate copies are made.
-    Periodic images can find a pair twice, so ``dedupe`` drops repeats.
+    Each edge is the key ``target * n + source``; the output is the sorted keys,
+    split back into rows. Periodic images can find a pair twice, so ``dedupe``
+    drops repeated keys. ``pairs`` is emptied as it is consumed, so its memory
+    is released while the output fills.
     """
     half = sum(a.numel() for a, _ in pairs)
     total = 2 * half + (n if loop else 0)
     out = torch.empty(2, total, dtype=torch.long, device=device)
-    key, at = out[0], 0
-    for a, b in pairs:
-        k = a.numel()
-        torch.mul(a, n, out=key[at:at + k]).add_(b)
-        torch.mul(b, n, out=key[half + at:half + at + k]).add_(a)
-        at += k
-    if loop:
-        torch.mul(torch.arange(n, device=device), n + 1, out=key[2 * half:])
-    torch.sort(key, stable=True, out=(out[1], torch.empty_like(key)))
+    chunks = _key_chunks(pairs, n, loop, device)
+    if device.type == "cpu":
+        _sort_in_blocks(chunks, out, n)
+    else:  # one device-wide radix sort is fastest on GPUs
+        at = 0
+        for key in chunks:
+            out[0, at:at + key.numel()] = key
+            at += key.numel()
+        torch.sort(out[0], stable=True, out=(out[1], torch.empty_like(out[0])))
     if dedupe:
         out = torch.unique_consecutive(out[1]).expand(2, -1).clone()
     torch.remainder(out[1], n, out=out[0])
     out[1].div_(n, rounding_mode="floor")
     return out
+
+
+def _key_chunks(pairs: Pairs, n: int, loop: bool, device: torch.device) -> List[Tensor]:
+    keys = []
+    while pairs:
+        a, b = pairs.pop(0)
+        keys.append(torch.cat([a * n + b, b * n + a]))
+    if loop:
+        keys.append(torch.arange(n, device=device) * (n + 1))
+    return keys
+
+
+#: Keys per block of the CPU sort: small enough to sort in cache.
+SORT_BLOCK = 1 << 19
+
+
+def _sort_in_blocks(chunks: List[Tensor], out: Tensor, n: int) -> None:
+    """Sort all keys into ``out[1]`` without one large sort (CPU).
+
+    A sort of 2 * 10^7 keys allocates hundreds of MB of scratch, and on a CPU
+    the page faults of fresh memory cost more than the sorting. Instead, each
+    chunk is grouped by block (a fixed range of targets; a one-pass radix sort
+    of narrow block ids) and appended to its block's slice of ``out[0]``; each
+    block is then sorted in cache into ``out[1]``. Keys are unique (or repeat identically), so the result is the
+    same tensor a single sort gives.
+    """
+    total = out.size(1)
+    blocks = max(1, -(-total // SORT_BLOCK))
+    span = -(-n // blocks) * n  # key range of one block: a range of targets
+    narrow = torch.int16 if blocks < 2**15 else torch.int32  # one radix pass
+    ids = [torch.div(key, span, rounding_mode="floor").to(narrow) for key in chunks]
+    sizes = [torch.bincount(i.long(), minlength=blocks) for i in ids]
+    counts = torch.stack(sizes).sum(0) if sizes else torch.zeros(blocks, dtype=torch.long)
+    starts = (torch.cumsum(counts, 0) - counts).tolist()
+    fill = list(starts)
+    for c, key in enumerate(chunks):
+        key = key.index_select(0, torch.sort(ids[c], stable=True).indices)  # grouped by block
+        cut = [0] + torch.cumsum(sizes[c], 0).tolist()
+        for blk in range(blocks):
+            size = cut[blk + 1] - cut[blk]
+            if size:
+                out[0, fill[blk]:fill[blk] + size] = key[cut[blk]:cut[blk + 1]]
+                fill[blk] += size
+        chunks[c] = ids[c] = key.new_empty(0)  # release as we go
+    for blk, (first, size) in enumerate(zip(starts, counts.tolist())):
+        if size:
+            torch.sort(out[0, first:first + size], out=(out[1, first:first + size], torch.empty(
+                size, dtype=torch.long, device=out.device)))
 
 
 def apply_cap(edge_index: Tensor, cap: int, on_overflow: str, work: Tensor,

@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test` (README.md).
+# Each creates .venv if missing; the first run installs everything (see README).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# torch first, from a range that 2.13.0 satisfies (a CPU wheel where one is provided).
+	$(BIN)/python -m pip install "torch>=2.4,<2.14" ninja "setuptools>=64" wheel
+	# torch-scatter/torch-cluster compile against that torch: no build isolation.
+	$(BIN)/python -m pip install --no-build-isolation torch-scatter torch-cluster
+	$(BIN)/python -m pip install --no-build-isolation -e ".[test]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/sparse-universe scale --max-n 1e5 --out data
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/sparse-universe scale --max-n 1e6 --out data
+
+lint: $(STAMP)
+	$(BIN)/ruff check sparse_universe tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Experiment scripts: each writes CSV and PNG to ``data/``."""
