@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import torch
 from torch import Tensor
@@ -26,7 +26,7 @@ from .hash import CellIndexOverflow, hash_pairs
 
 #: ``backend="auto"`` uses brute force up to this many points (measured by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
-DENSE_UP_TO = {"cpu": 1024, "cuda": 8192}
+DENSE_UP_TO = {"cpu": 1024, "cuda": 16384}
 
 
 class NeighborOverflowError(RuntimeError):
@@ -182,7 +182,7 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     out = torch.empty(2, total, dtype=torch.long, device=device)
     chunks = _key_chunks(pairs, n, loop, device)
     if device.type == "cpu":
-        _sort_in_blocks(chunks, out, n)
+        _sort_in_blocks(list(chunks), out, n)
     else:  # one device-wide radix sort is fastest on GPUs
         at = 0
         for key in chunks:
@@ -196,14 +196,13 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     return out
 
 
-def _key_chunks(pairs: Pairs, n: int, loop: bool, device: torch.device) -> List[Tensor]:
-    keys = []
+def _key_chunks(pairs: Pairs, n: int, loop: bool, device: torch.device) -> Iterator[Tensor]:
+    """Keys of both directions of each chunk; each pair chunk is released once used."""
     while pairs:
         a, b = pairs.pop(0)
-        keys.append(torch.cat([a * n + b, b * n + a]))
+        yield torch.cat([a * n + b, b * n + a])
     if loop:
-        keys.append(torch.arange(n, device=device) * (n + 1))
-    return keys
+        yield torch.arange(n, device=device) * (n + 1)
 
 
 #: Keys per block of the CPU sort: small enough to sort in cache.
