@@ -237,7 +237,7 @@ def _sort_in_blocks(chunks: List[Tensor], out: Tensor, n: int) -> None:
                 out[0, fill[blk]:fill[blk] + size] = key[cut[blk]:cut[blk + 1]]
                 fill[blk] += size
         chunks[c] = ids[c] = key.new_empty(0)  # release as we go
-    for blk, (first, size) in enumerate(zip(starts, counts.tolist())):
+    for first, size in zip(starts, counts.tolist()):
         if size:
             torch.sort(out[0, first:first + size], out=(out[1, first:first + size], torch.empty(
                 size, dtype=torch.long, device=out.device)))

@@ -18,7 +18,7 @@ def test_gradcheck_open_and_periodic():
     for box in (None, [2.0, 2.0, 2.0]):
         edge_index = radius_graph(pos, 0.8, box=box)
         assert edge_index.size(1) > 0
-        assert torch.autograd.gradcheck(lambda p: edge_vectors(p, edge_index, box=box), (pos,))
+        assert torch.autograd.gradcheck(lambda p, e=edge_index, b=box: edge_vectors(p, e, box=b), (pos,))
 
 
 def test_coincident_points_have_zero_gradient_not_nan():

@@ -191,3 +191,21 @@ def test_hash_handles_extremely_sparse_coordinates():
     pos[::3, 1] -= 3e12
     assert torch.equal(radius_graph(pos, 0.2, backend="hash"), radius_graph(pos, 0.2, backend="dense"))
     assert edge_set(radius_graph(pos, 0.2, backend="hash")) == kdtree_edges(pos, 0.2)
+
+
+@pytest.mark.parametrize("subdivisions", [1, 2, 3])
+def test_points_exactly_on_cell_walls(subdivisions):
+    from sparse_universe.neighbors.geometry import SLACK
+    from sparse_universe.neighbors.hash import hash_pairs
+    from sparse_universe.neighbors.radius import symmetrize
+
+    # Walls of the hash grid sit at multiples of h (and h / s along the fast axis).
+    r = 1.0
+    h = r * (1 + SLACK)
+    walls = torch.arange(0, 8, dtype=torch.float64) * h / subdivisions
+    grid = torch.cartesian_prod(walls, walls[::subdivisions])
+    pos = torch.cat([grid, grid + torch.tensor([r, 0.0], dtype=torch.float64), grid + 0.5 * h])
+    group = torch.zeros(pos.size(0), dtype=torch.long)
+    pairs = hash_pairs(pos, r, group, pos, subdivisions=subdivisions)
+    found = symmetrize(pairs, pos.size(0), False, False, pos.device)
+    assert torch.equal(found, radius_graph(pos, r, backend="dense"))
