@@ -9,13 +9,21 @@ from .neighbors import (
     radius_graph,
 )
 
+from .losses import path_loss
+from .simulate import Trajectory, rollout
+from .state import ParticleState
+
 __version__ = "0.1.0"
 
 __all__ = [
     "NeighborList",
+    "ParticleState",
+    "Trajectory",
     "NeighborOverflowError",
     "RadiusGraph",
     "RadiusInteractionGraph",
     "edge_vectors",
+    "path_loss",
     "radius_graph",
+    "rollout",
 ]

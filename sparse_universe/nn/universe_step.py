@@ -1,0 +1,137 @@
+"""``UniverseStep``: one time step of the differentiable universe."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from ..neighbors.checks import check_box
+from ..neighbors.geometry import edge_vectors
+from ..state import ParticleState
+from ..typing import PerAxis
+from .codebook import TokenCodebook
+from .collision_conv import CollisionConv, NeighborSearch
+
+MODES = ("concat", "sum")
+
+
+def mlp(in_channels: int, hidden: int, out_channels: int, layer_norm: bool) -> nn.Sequential:
+    """Two-layer MLP, pre-normalised (Transformer convention) when ``layer_norm``."""
+    layers = [nn.LayerNorm(in_channels)] if layer_norm else []
+    return nn.Sequential(*layers, nn.Linear(in_channels, hidden), nn.SiLU(), nn.Linear(hidden, out_channels))
+
+
+class UniverseStep(nn.Module):
+    r"""One step of the seed's universe: collide, update velocity, move.
+
+    .. math::
+        \mathbf{a}_i &= \sum_j \Gamma_{ij}\, w(r_{ij})\,
+            \mathrm{Linear}(v_j : \varsigma_j : \tau_j)
+            \quad \text{(CollisionConv, straight-through surrogate)} \\
+        \hat v_i &= \mathrm{MLP}_2\big(v_i : \mathrm{MLP}_1(\mathbf{a}_i)\big)
+            \quad \text{(mode "concat", the seed's sparse step; "sum":
+            } \mathrm{MLP}_2(v_i + \mathrm{MLP}_1(\mathbf{a}_i))\text{)} \\
+        v'_i &= \hat v_i + \varphi(\nu_i - \hat v_i), \quad \nu_i \sim \mathcal{N}(\hat v_i, \sigma^2 I)
+            \quad \text{(training only)} \\
+        x'_i &= x_i + \Delta t\, v'_i
+
+    Readings of the seed, chosen here: the token :math:`\tau` is the row of a
+    learnable :class:`TokenCodebook` in :math:`\mathbb{R}^d`; with ``inertia``
+    the MLPs give a velocity *change* (:math:`\hat v_i \mathrel{+}= v_i`); ``dt`` is
+    the time quantum (the seed uses 1); in eval mode the variational sample is
+    skipped, so the step is deterministic.
+
+    With ``momentum_conserving`` the velocity update is instead a sum of
+    antisymmetric pair forces :math:`f_{ij} = q_i q_j\, w(r_{ij})^2 (x_i - x_j)`
+    with learned charges :math:`q = \mathrm{Linear}(\ldots)`, so
+    :math:`\sum_i m v_i` (unit masses) is conserved per universe to float
+    precision; the variational noise is then centred per universe so that it
+    conserves momentum too.
+
+    Args:
+        dim (int): spatial dimension :math:`d`.
+        num_tokens (int): codebook size :math:`M`.
+        hidden (int): width of the messages and MLPs. (default: ``64``)
+        eps (float): collision distance :math:`\epsilon`. (default: ``1.0``)
+        dt (float): time quantum. (default: ``1.0``)
+        mode (str): ``"concat"`` or ``"sum"``. (default: ``"concat"``)
+        inertia (bool): residual velocity update. (default: ``False``)
+        layer_norm (bool): pre-LayerNorm in both MLPs. (default: ``False``)
+        sigma (float): std of the variational velocity; ``0`` turns it off. (default: ``1.0``)
+        momentum_conserving (bool): antisymmetric pair forces. (default: ``False``)
+        surrogate, surrogate_radius, delta, normalize, neighbor_search, box, periodic:
+            as in :class:`CollisionConv`.
+
+    Shapes:
+        a :class:`ParticleState` of ``N`` particles in ``d`` dimensions -> the next one.
+    """
+
+    def __init__(self, dim: int, num_tokens: int, hidden: int = 64, eps: float = 1.0, *, dt: float = 1.0,
+                 mode: str = "concat", inertia: bool = False, layer_norm: bool = False, sigma: float = 1.0,
+                 momentum_conserving: bool = False, surrogate: Optional[str] = "radius",
+                 surrogate_radius: Optional[float] = None, delta: float = 1e-3, normalize: bool = False,
+                 neighbor_search: Optional[NeighborSearch] = None, box: Optional[PerAxis] = None,
+                 periodic: Optional[PerAxis] = None) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"Expected 'mode' to be one of {MODES} (got {mode!r})")
+        if sigma < 0:
+            raise ValueError(f"Expected 'sigma' >= 0 (got {sigma})")
+        self.dim, self.dt, self.mode, self.inertia, self.sigma = dim, float(dt), mode, inertia, float(sigma)
+        self.momentum_conserving = momentum_conserving
+        self.codebook = TokenCodebook(num_tokens, dim)
+        out = 1 if momentum_conserving else hidden
+        self.collide = CollisionConv(3 * dim, out, eps, surrogate, surrogate_radius, delta, normalize,
+                                     neighbor_search, box, periodic)
+        if not momentum_conserving:
+            self.mlp1 = mlp(hidden, hidden, dim if mode == "sum" else hidden, layer_norm)
+            self.mlp2 = mlp(dim if mode == "sum" else dim + hidden, hidden, dim, layer_norm)
+
+    def forward(self, state: ParticleState) -> ParticleState:
+        if state.dim != self.dim:
+            raise ValueError(f"Expected a state in {self.dim} dimensions (got d={state.dim})")
+        tokens = self.codebook(state.token)  # (N, d)
+        features = torch.cat([state.vel, state.spin, tokens], dim=-1)  # (N, 3d)
+        if self.momentum_conserving:
+            v_hat = state.vel + self.dt * self._pair_forces(features, state)
+        else:
+            agg = self.collide(features, state.pos, state.batch)  # (N, hidden)
+            inner = self.mlp1(agg)
+            v_hat = self.mlp2(state.vel + inner if self.mode == "sum" else torch.cat([state.vel, inner], -1))
+            if self.inertia:
+                v_hat = state.vel + v_hat
+        vel = self._sample(v_hat, state.batch)
+        return state.evolve(state.pos + self.dt * vel, vel)
+
+    def _pair_forces(self, features: Tensor, state: ParticleState) -> Tensor:
+        """Acceleration from antisymmetric pair forces, straight-through like CollisionConv."""
+        collide = self.collide
+        box = check_box(collide.box, collide.periodic, state.pos)
+        charge = collide.conv.lin(features).squeeze(-1)  # (N,)
+        edge_index = collide.graph(state.pos, state.batch)
+        source, target = edge_index
+        vec, _ = edge_vectors(state.pos, edge_index, box)  # x_i - x_j
+        w = collide.conv.edge_weight(state.pos, edge_index, box)
+        force = (charge[target] * charge[source] * w * w)[:, None] * vec  # f_ji = -f_ij exactly
+        surrogate = scatter(force, target, 0, state.num_particles, "sum")
+        if collide.surrogate is None:
+            return surrogate
+        gamma = collide.collides(state.pos, edge_index, box)[:, None]
+        sparse = scatter(force * gamma, target, 0, state.num_particles, "sum")
+        return sparse.detach() + (surrogate - surrogate.detach())
+
+    def _sample(self, v_hat: Tensor, batch: Tensor) -> Tensor:
+        """Straight-through variational velocity: value of the sample, gradient of the mean."""
+        if not self.training or self.sigma == 0:
+            return v_hat
+        noise = self.sigma * torch.randn_like(v_hat)
+        if self.momentum_conserving:  # centre per universe: the noise carries no momentum
+            noise = noise - scatter(noise, batch, 0, reduce="mean").index_select(0, batch)
+        return v_hat + noise
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, mode={self.mode!r}, dt={self.dt}, inertia={self.inertia}, sigma={self.sigma}, "
+                f"momentum_conserving={self.momentum_conserving}")

@@ -1,0 +1,118 @@
+"""``ParticleState``: the particles of one or many universes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from .neighbors.checks import check_pos
+
+FIELDS = ("pos", "vel", "spin", "token", "score", "batch")
+
+
+@dataclass
+class ParticleState:
+    r"""Position, velocity, spin, token and measurement score of every particle.
+
+    The seed's particle :math:`p^{(i)} = (x, v, \varsigma, \tau, k)`. The token
+    is stored as an index into a :class:`~sparse_universe.nn.TokenCodebook` of
+    ``M`` learnable vectors in :math:`\mathbb{R}^d`; ``batch`` says which
+    universe a particle belongs to (PyG's batch vector), so many universes
+    step at once without meeting.
+
+    Shapes:
+        pos, vel, spin ``(N, d)``; token ``(N,)`` int64; score ``(N,)``;
+        batch ``(N,)`` int64.
+    """
+
+    pos: Tensor
+    vel: Tensor
+    spin: Tensor
+    token: Tensor
+    score: Tensor
+    batch: Tensor
+
+    def __init__(self, pos: Tensor, vel: Optional[Tensor] = None, spin: Optional[Tensor] = None,
+                 token: Optional[Tensor] = None, score: Optional[Tensor] = None,
+                 batch: Optional[Tensor] = None, num_tokens: Optional[int] = None) -> None:
+        pos = check_pos(pos)
+        n = pos.size(0)
+        self.pos = pos
+        self.vel = torch.zeros_like(pos) if vel is None else vel
+        self.spin = torch.zeros_like(pos) if spin is None else spin
+        self.token = torch.zeros(n, dtype=torch.long, device=pos.device) if token is None else token
+        self.score = torch.ones(n, dtype=pos.dtype, device=pos.device) if score is None else score
+        self.batch = torch.zeros(n, dtype=torch.long, device=pos.device) if batch is None else batch
+        self.validate(num_tokens)
+
+    def validate(self, num_tokens: Optional[int] = None) -> "ParticleState":
+        """Check shapes, dtypes, devices and finiteness; name the bad field."""
+        n, d = self.pos.shape
+        for name in ("vel", "spin"):
+            value = check_pos(getattr(self, name), name)
+            if value.shape != (n, d):
+                raise ValueError(f"Expected '{name}' of shape {(n, d)} like 'pos' (got {tuple(value.shape)})")
+        for name, floating in (("token", False), ("score", True), ("batch", False)):
+            value = getattr(self, name)
+            if not isinstance(value, Tensor) or value.shape != (n,):
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"Expected '{name}' of shape ({n},), one per particle (got {shape})")
+            if value.dtype.is_floating_point != floating:
+                raise TypeError(f"Expected '{name}' to be {'floating' if floating else 'integer'} (got {value.dtype})")
+        if not bool(torch.isfinite(self.score).all()):
+            raise ValueError(f"Expected 'score' to be finite (got {int((~torch.isfinite(self.score)).sum())} bad)")
+        for name in FIELDS:
+            if getattr(self, name).device != self.pos.device:
+                raise ValueError(f"Expected '{name}' on {self.pos.device} like 'pos' (got {getattr(self, name).device})")
+        if n and int(self.token.min()) < 0:
+            raise ValueError(f"Expected 'token' ids >= 0 (got {int(self.token.min())})")
+        if num_tokens is not None and n and int(self.token.max()) >= num_tokens:
+            raise ValueError(f"Expected 'token' ids < num_tokens={num_tokens} (got {int(self.token.max())})")
+        if n and int(self.batch.min()) < 0:
+            raise ValueError(f"Expected 'batch' ids >= 0 (got {int(self.batch.min())})")
+        return self
+
+    @property
+    def num_particles(self) -> int:
+        return self.pos.size(0)
+
+    @property
+    def dim(self) -> int:
+        return self.pos.size(1)
+
+    def replace(self, **changes: Tensor) -> "ParticleState":
+        """A new state with some fields swapped (no copy of the others)."""
+        return replace(self, **changes)
+
+    def evolve(self, pos: Tensor, vel: Tensor) -> "ParticleState":
+        """The next state: new ``pos`` and ``vel``, the rest shared (no re-validation)."""
+        new = object.__new__(ParticleState)
+        new.__dict__.update(self.__dict__, pos=pos, vel=vel)
+        return new
+
+    def to(self, *args, **kwargs) -> "ParticleState":
+        moved = {f.name: getattr(self, f.name).to(*args, **kwargs) for f in fields(self)}
+        for name in ("token", "batch"):  # integer fields keep their dtype
+            moved[name] = getattr(self, name).to(moved["pos"].device)
+        return ParticleState(**moved)
+
+    def to_data(self) -> Data:
+        """One universe as a PyG ``Data`` (all fields node-level)."""
+        return Data(pos=self.pos, vel=self.vel, spin=self.spin, token=self.token, score=self.score,
+                    num_nodes=self.num_particles)
+
+    @classmethod
+    def from_data(cls, data: Data, num_tokens: Optional[int] = None) -> "ParticleState":
+        """From a ``Data`` or a ``Batch`` of them (its ``batch`` vector is kept)."""
+        missing = [k for k in ("pos", "vel", "spin", "token", "score") if getattr(data, k, None) is None]
+        if missing:
+            raise ValueError(f"Expected Data with {', '.join(missing)} (missing from {data})")
+        return cls(data.pos, data.vel, data.spin, data.token, data.score, getattr(data, "batch", None), num_tokens)
+
+    def __repr__(self) -> str:
+        universes = int(self.batch.max()) + 1 if self.num_particles else 0
+        return f"ParticleState(N={self.num_particles}, d={self.dim}, universes={universes})"
