@@ -1,5 +1,6 @@
 """sparse_universe: a differentiable universe of particles on PyTorch Geometric."""
 
+from .losses import path_loss
 from .neighbors import (
     NeighborList,
     NeighborOverflowError,
@@ -8,8 +9,6 @@ from .neighbors import (
     edge_vectors,
     radius_graph,
 )
-
-from .losses import path_loss
 from .simulate import Trajectory, rollout
 from .state import ParticleState
 

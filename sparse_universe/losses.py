@@ -62,7 +62,9 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
             (default: ``"mean"``)
     """
     if reading not in READINGS or reduction not in REDUCTIONS:
-        raise ValueError(f"Expected reading in {READINGS} and reduction in {REDUCTIONS} (got {reading!r}, {reduction!r})")
+        raise ValueError(
+            f"Expected reading in {READINGS} and reduction in {REDUCTIONS} (got {reading!r}, {reduction!r})"
+        )
     if positions.dim() != 3 or path.dim() != 2 or path.size(1) != positions.size(2):
         raise ValueError(f"Expected positions (T[+1], N, d) and path (T, d) (got {tuple(positions.shape)} and "
                          f"{tuple(path.shape)})")
@@ -70,7 +72,9 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
     if positions.size(0) == steps + 1:
         positions = positions[1:]
     elif positions.size(0) != steps:
-        raise ValueError(f"Expected {steps} or {steps + 1} rows of positions for a path of {steps} (got {positions.size(0)})")
+        raise ValueError(
+            f"Expected {steps} or {steps + 1} rows of positions for a path of {steps} (got {positions.size(0)})"
+        )
     if not sigma > 0:
         raise ValueError(f"Expected 'sigma' > 0 (got {sigma})")
     idx = select_members(members, positions.size(1), token)

@@ -49,7 +49,7 @@ class ParticleState:
         self.batch = torch.zeros(n, dtype=torch.long, device=pos.device) if batch is None else batch
         self.validate(num_tokens)
 
-    def validate(self, num_tokens: Optional[int] = None) -> "ParticleState":
+    def validate(self, num_tokens: Optional[int] = None) -> ParticleState:
         """Check shapes, dtypes, devices and finiteness; name the bad field."""
         n, d = self.pos.shape
         for name in ("vel", "spin"):
@@ -62,12 +62,14 @@ class ParticleState:
                 shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                 raise ValueError(f"Expected '{name}' of shape ({n},), one per particle (got {shape})")
             if value.dtype.is_floating_point != floating:
-                raise TypeError(f"Expected '{name}' to be {'floating' if floating else 'integer'} (got {value.dtype})")
+                kind = "floating" if floating else "integer"
+                raise TypeError(f"Expected '{name}' to be {kind} (got {value.dtype})")
         if not bool(torch.isfinite(self.score).all()):
             raise ValueError(f"Expected 'score' to be finite (got {int((~torch.isfinite(self.score)).sum())} bad)")
         for name in FIELDS:
-            if getattr(self, name).device != self.pos.device:
-                raise ValueError(f"Expected '{name}' on {self.pos.device} like 'pos' (got {getattr(self, name).device})")
+            device = getattr(self, name).device
+            if device != self.pos.device:
+                raise ValueError(f"Expected '{name}' on {self.pos.device} like 'pos' (got {device})")
         if n and int(self.token.min()) < 0:
             raise ValueError(f"Expected 'token' ids >= 0 (got {int(self.token.min())})")
         if num_tokens is not None and n and int(self.token.max()) >= num_tokens:
@@ -84,17 +86,17 @@ class ParticleState:
     def dim(self) -> int:
         return self.pos.size(1)
 
-    def replace(self, **changes: Tensor) -> "ParticleState":
+    def replace(self, **changes: Tensor) -> ParticleState:
         """A new state with some fields swapped (no copy of the others)."""
         return replace(self, **changes)
 
-    def evolve(self, pos: Tensor, vel: Tensor) -> "ParticleState":
+    def evolve(self, pos: Tensor, vel: Tensor) -> ParticleState:
         """The next state: new ``pos`` and ``vel``, the rest shared (no re-validation)."""
         new = object.__new__(ParticleState)
         new.__dict__.update(self.__dict__, pos=pos, vel=vel)
         return new
 
-    def to(self, *args, **kwargs) -> "ParticleState":
+    def to(self, *args, **kwargs) -> ParticleState:
         moved = {f.name: getattr(self, f.name).to(*args, **kwargs) for f in fields(self)}
         for name in ("token", "batch"):  # integer fields keep their dtype
             moved[name] = getattr(self, name).to(moved["pos"].device)
@@ -106,7 +108,7 @@ class ParticleState:
                     num_nodes=self.num_particles)
 
     @classmethod
-    def from_data(cls, data: Data, num_tokens: Optional[int] = None) -> "ParticleState":
+    def from_data(cls, data: Data, num_tokens: Optional[int] = None) -> ParticleState:
         """From a ``Data`` or a ``Batch`` of them (its ``batch`` vector is kept)."""
         missing = [k for k in ("pos", "vel", "spin", "token", "score") if getattr(data, k, None) is None]
         if missing:

@@ -48,7 +48,8 @@ class TokenCodebook(nn.Module):
         nn.init.normal_(self.weight)
 
     def forward(self, index: Tensor) -> Tensor:
-        if index.dtype.is_floating_point or (index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.num_tokens)):
+        out_of_range = index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.num_tokens)
+        if index.dtype.is_floating_point or out_of_range:
             got = index.dtype if index.dtype.is_floating_point else f"range [{int(index.min())}, {int(index.max())}]"
             raise ValueError(f"Expected token 'index' integers in [0, {self.num_tokens}) (got {got})")
         return self.weight.index_select(0, index.view(-1)).view(*index.shape, self.dim)
