@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from .experiments import scaling
+from .experiments import bench_step, scaling, train_path
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -15,6 +15,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                 description=scaling.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     scaling.build_parser(scale)
     scale.set_defaults(run=scaling.execute)
+    train = commands.add_parser("train", help="train a universe to move a token group along a path",
+                                description=train_path.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train_path.build_parser(train)
+    train.set_defaults(run=train_path.execute)
+    bench = commands.add_parser("bench-step", help="forward + backward time of one universe step",
+                                description=bench_step.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_step.build_parser(bench)
+    bench.set_defaults(run=bench_step.execute)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -30,3 +30,34 @@ def plot_scaling(rows: Sequence, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_training(history: Sequence[dict], untrained, trained, state, paths, out: Path) -> None:
+    """``train_path_loss.png`` (loss per iteration) and ``train_path_trajectories.png``.
+
+    The trajectory figure shows universe 0: the path, the members (token 0) and
+    the other particles, before and after training (eval mode).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([h["iteration"] for h in history], [h["loss"] for h in history])
+    ax.set(xlabel="iteration", ylabel="path loss (training reading)", title="training")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "train_path_loss.png", dpi=120)
+    plt.close(fig)
+
+    universe = state.batch == 0
+    members = universe & (state.token == 0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
+    for ax, traj, title in zip(axes, (untrained, trained), ("untrained", "trained")):
+        for idx, colour, width in ((universe & ~members, "0.75", 0.6), (members, "tab:blue", 1.2)):
+            for i in idx.nonzero().view(-1).tolist():
+                ax.plot(traj[:, i, 0], traj[:, i, 1], color=colour, lw=width)
+        ax.plot(paths[0, :, 0], paths[0, :, 1], "k--", lw=2, label="target path")
+        ax.scatter(traj[0, members, 0], traj[0, members, 1], s=12, color="tab:blue", label="members (start)")
+        ax.set(title=title, aspect="equal")
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "train_path_trajectories.png", dpi=120)
+    plt.close(fig)

@@ -27,7 +27,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -187,14 +187,19 @@ def _check_agreement(rows: List[Row]) -> None:
         raise RuntimeError(f"backends disagree on the edge count: {bad}")
 
 
-def slope(rows: List[Row], backend: str, d: int, low: int = 10_000) -> float:
-    """Least-squares slope of log(time) against log(N) for N >= ``low``."""
-    pts = [(math.log(r.n), math.log(r.median_s)) for r in rows if r.backend == backend and r.d == d and r.n >= low]
+def loglog_slope(points: Sequence[Tuple[float, float]]) -> float:
+    """Least-squares slope of log(time) against log(N) over ``(N, time)`` points."""
+    pts = [(math.log(n), math.log(t)) for n, t in points]
     if len(pts) < 2:
         return float("nan")
     mx = sum(x for x, _ in pts) / len(pts)
     my = sum(y for _, y in pts) / len(pts)
     return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+
+
+def slope(rows: List[Row], backend: str, d: int, low: int = 10_000) -> float:
+    """Log-log slope of one backend's time in ``d`` dimensions for N >= ``low``."""
+    return loglog_slope([(r.n, r.median_s) for r in rows if r.backend == backend and r.d == d and r.n >= low])
 
 
 def table(rows: List[Row]) -> str:

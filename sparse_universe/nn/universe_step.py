@@ -40,9 +40,11 @@ class UniverseStep(nn.Module):
 
     Readings of the seed, chosen here: the token :math:`\tau` is the row of a
     learnable :class:`TokenCodebook` in :math:`\mathbb{R}^d`; with ``inertia``
-    the MLPs give a velocity *change* (:math:`\hat v_i \mathrel{+}= v_i`); ``dt`` is
-    the time quantum (the seed uses 1); in eval mode the variational sample is
-    skipped, so the step is deterministic.
+    MLP2 gives an acceleration, :math:`\hat v_i = v_i + \Delta t\,\mathrm{MLP}_2(\ldots)`,
+    and its last layer starts at zero, so an untrained universe moves freely
+    (Newton's first law; the zero-initialised residual branch of deep nets);
+    ``dt`` is the time quantum (the seed uses 1); in eval mode the variational
+    sample is skipped, so the step is deterministic.
 
     With ``momentum_conserving`` the velocity update is instead a sum of
     antisymmetric pair forces :math:`f_{ij} = q_i q_j\, w(r_{ij})^2 (x_i - x_j)`
@@ -61,6 +63,11 @@ class UniverseStep(nn.Module):
         inertia (bool): residual velocity update. (default: ``False``)
         layer_norm (bool): pre-LayerNorm in both MLPs. (default: ``False``)
         sigma (float): std of the variational velocity; ``0`` turns it off. (default: ``1.0``)
+        self_features (bool): also feed the particle's own spin and token to MLP2,
+            :math:`\mathrm{MLP}_2(v_i : \mathrm{MLP}_1(\mathbf{a}_i) : \varsigma_i : \tau_i)`.
+            In the seed's form a particle sees its own attributes only through
+            its velocity (the sum runs over neighbours), so all particles share
+            one dynamics. (default: ``False``)
         momentum_conserving (bool): antisymmetric pair forces. (default: ``False``)
         surrogate, surrogate_radius, delta, normalize, neighbor_search, box, periodic:
             as in :class:`CollisionConv`.
@@ -71,6 +78,7 @@ class UniverseStep(nn.Module):
 
     def __init__(self, dim: int, num_tokens: int, hidden: int = 64, eps: float = 1.0, *, dt: float = 1.0,
                  mode: str = "concat", inertia: bool = False, layer_norm: bool = False, sigma: float = 1.0,
+                 self_features: bool = False,
                  momentum_conserving: bool = False, surrogate: Optional[str] = "radius",
                  surrogate_radius: Optional[float] = None, delta: float = 1e-3, normalize: bool = False,
                  neighbor_search: Optional[NeighborSearch] = None, box: Optional[PerAxis] = None,
@@ -81,14 +89,18 @@ class UniverseStep(nn.Module):
         if sigma < 0:
             raise ValueError(f"Expected 'sigma' >= 0 (got {sigma})")
         self.dim, self.dt, self.mode, self.inertia, self.sigma = dim, float(dt), mode, inertia, float(sigma)
-        self.momentum_conserving = momentum_conserving
+        self.momentum_conserving, self.self_features = momentum_conserving, self_features
         self.codebook = TokenCodebook(num_tokens, dim)
         out = 1 if momentum_conserving else hidden
         self.collide = CollisionConv(3 * dim, out, eps, surrogate, surrogate_radius, delta, normalize,
                                      neighbor_search, box, periodic)
         if not momentum_conserving:
             self.mlp1 = mlp(hidden, hidden, dim if mode == "sum" else hidden, layer_norm)
-            self.mlp2 = mlp(dim if mode == "sum" else dim + hidden, hidden, dim, layer_norm)
+            own = 2 * dim if self_features else 0  # the particle's own spin and token
+            self.mlp2 = mlp((dim if mode == "sum" else dim + hidden) + own, hidden, dim, layer_norm)
+            if inertia:  # zero-init the residual branch: an untrained universe moves freely
+                nn.init.zeros_(self.mlp2[-1].weight)
+                nn.init.zeros_(self.mlp2[-1].bias)
 
     def forward(self, state: ParticleState) -> ParticleState:
         if state.dim != self.dim:
@@ -100,9 +112,12 @@ class UniverseStep(nn.Module):
         else:
             agg = self.collide(features, state.pos, state.batch)  # (N, hidden)
             inner = self.mlp1(agg)
-            v_hat = self.mlp2(state.vel + inner if self.mode == "sum" else torch.cat([state.vel, inner], -1))
+            parts = [state.vel + inner] if self.mode == "sum" else [state.vel, inner]
+            if self.self_features:
+                parts += [state.spin, tokens]
+            v_hat = self.mlp2(torch.cat(parts, -1))
             if self.inertia:
-                v_hat = state.vel + v_hat
+                v_hat = state.vel + self.dt * v_hat
         vel = self._sample(v_hat, state.batch)
         return state.evolve(state.pos + self.dt * vel, vel)
 

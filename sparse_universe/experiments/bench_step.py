@@ -1,0 +1,129 @@
+"""Forward + backward time of one universe step, and the share spent building the graph.
+
+Run it as::
+
+    sparse-universe bench-step                       # CPU, N = 1e4 and 1e5, d = 3
+    python -m sparse_universe.experiments.bench_step --device cuda --sizes 1e4 1e5 1e6
+
+Particles are uniform in the unit cube, ``eps`` gives about ``--neighbors``
+collision partners each, the ``"radius"`` surrogate looks ``--surrogate-factor``
+times farther. Each configuration runs one warm-up step, then ``--repeats``
+timed steps; the median is kept. "graph" is the time inside the neighbour
+search (the layer's ``graph`` call). Writes ``data/bench_step_<device>.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from ..nn import UniverseStep
+from ..state import ParticleState
+from .scaling import loglog_slope, radius_for
+
+
+@dataclass
+class Row:
+    surrogate: str
+    n: int
+    median_s: float
+    graph_s: float
+    graph_share: float
+    particle_steps_per_s: float
+    device: str
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(n: int, surrogate: Optional[str], neighbors: float, factor: float, repeats: int,
+            device: torch.device, hidden: int = 32) -> Row:
+    g = torch.Generator().manual_seed(n)
+    eps = radius_for(n, 3, neighbors)
+    state = ParticleState(torch.rand(n, 3, generator=g), 0.01 * torch.randn(n, 3, generator=g),
+                          torch.randn(n, 3, generator=g), torch.randint(0, 4, (n,), generator=g)).to(device)
+    torch.manual_seed(0)
+    step = UniverseStep(3, 4, hidden, eps, dt=0.1, surrogate=surrogate, surrogate_radius=factor * eps).to(device)
+    graph_times: List[float] = []
+    search = step.collide.graph
+
+    def timed_graph(pos, batch):
+        _sync(device)
+        start = time.perf_counter()
+        out = search(pos, batch)
+        _sync(device)
+        graph_times.append(time.perf_counter() - start)
+        return out
+
+    step.collide.graph = timed_graph
+    totals = []
+    for _ in range(repeats + 1):  # the first is a warm-up
+        graph_times.clear()
+        step.zero_grad()
+        _sync(device)
+        start = time.perf_counter()
+        nxt = step(state)
+        (nxt.pos.square().sum() + nxt.vel.square().sum()).backward()
+        _sync(device)
+        totals.append((time.perf_counter() - start, sum(graph_times)))
+    total, graph = (statistics.median(v) for v in zip(*totals[1:]))
+    return Row(str(surrogate), n, total, graph, graph / total, n / total, device.type)
+
+
+def table(rows: List[Row]) -> str:
+    head = f"{'surrogate':>9} {'N':>8} {'median s':>9} {'graph s':>8} {'graph %':>7} {'particle-steps/s':>16}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.surrogate:>9} {r.n:>8} {r.median_s:>9.4f} {r.graph_s:>8.4f} "
+                     f"{100 * r.graph_share:>6.1f}% {r.particle_steps_per_s:>16.3g}")
+    for s in dict.fromkeys(r.surrogate for r in rows):
+        pts = [(r.n, r.median_s) for r in rows if r.surrogate == s]
+        lines.append(f"log-log slope of step time, surrogate={s}: {loglog_slope(pts):.3f}")
+    return "\n".join(lines)
+
+
+def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5])
+    parser.add_argument("--surrogates", nargs="+", default=["radius", "none"])
+    parser.add_argument("--neighbors", type=float, default=20.0)
+    parser.add_argument("--surrogate-factor", type=float, default=1.5, help="surrogate radius / eps")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("data"))
+    return parser
+
+
+def execute(args: argparse.Namespace) -> List[Row]:
+    device = torch.device(args.device)
+    jobs = [(s, int(n)) for s in args.surrogates for n in args.sizes]
+    rows = [measure(n, None if s == "none" else s, args.neighbors, args.surrogate_factor, args.repeats, device)
+            for s, n in tqdm(jobs, desc="bench-step")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench_step_{device.type}.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    print(table(rows))
+    print(f"wrote {path}")
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
+    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe bench-step", description=__doc__,
+                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
+    return execute(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
