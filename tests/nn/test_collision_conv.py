@@ -76,3 +76,10 @@ def test_batches_do_not_collide():
 def test_bad_arguments(kwargs, words):
     with pytest.raises(ValueError, match=words):
         CollisionConv(4, 3, **kwargs)
+
+
+def test_gradcheck_without_surrogate():
+    # With a surrogate the gradient is by design not the forward value's; without one it must be exact.
+    pos, x = _setup(20)
+    layer = CollisionConv(4, 2, eps=0.9, surrogate=None, normalize=True).double()
+    assert torch.autograd.gradcheck(lambda p, h: layer(h, p), (pos.requires_grad_(), x.requires_grad_()))
