@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal, Sequence, Union
 
-import torch
 from torch import Tensor
 
 #: Something that becomes a ``(d,)`` tensor: box side lengths or a periodic mask.
@@ -15,6 +14,5 @@ Backend = Literal["auto", "hash", "cluster", "dense"]
 Flow = Literal["source_to_target", "target_to_source"]
 #: What to do when a node has more neighbours than ``max_num_neighbors``.
 OnOverflow = Literal["raise", "nearest"]
-Device = Union[torch.device, str]
 
-__all__ = ["Backend", "Device", "Flow", "OnOverflow", "PerAxis", "Tensor"]
+__all__ = ["Backend", "Flow", "OnOverflow", "PerAxis"]

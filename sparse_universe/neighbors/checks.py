@@ -107,3 +107,9 @@ def check_max_num_neighbors(value: object) -> Optional[int]:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"Expected 'max_num_neighbors' to be None or an int >= 0 (got {value!r})")
     return value
+
+
+def check_options(backend: object, flow: object, on_overflow: object, max_num_neighbors: object):
+    """The engine's option quartet, checked: ``(backend, flow, on_overflow, cap)``."""
+    return (check_choice(backend, "backend", BACKENDS), check_choice(flow, "flow", FLOWS),
+            check_choice(on_overflow, "on_overflow", ON_OVERFLOW), check_max_num_neighbors(max_num_neighbors))

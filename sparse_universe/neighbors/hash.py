@@ -83,13 +83,17 @@ def hash_pairs(
     s = subdivisions
     h = r * (1.0 + SLACK)
     low = cell_pos.min(0).values
-    fast = int(torch.argmax(cell_pos.max(0).values - low))
+    extent = cell_pos.max(0).values - low
+    if float(extent.max()) * (s / h) >= _INT63:
+        raise CellIndexOverflow(f"backend='hash' cannot index cells of side {h:.3g} across an extent of "
+                                f"{float(extent.max()):.3g}; use backend='cluster' or 'dense'")
+    fast = int(torch.argmax(extent))
     slow = [k for k in range(dim) if k != fast]
     cells = torch.floor((cell_pos - low) / h).long()  # (M, d) >= 0
     cx = torch.floor((cell_pos[:, fast] - low[fast]) * (s / h)).long()
 
     row, neighbor_rows = _rows(group, cells[:, slow])  # (M,), (U, n_off)
-    if (int(cx.max()) + 2 * s + 1) * row_count(neighbor_rows) >= _INT63:
+    if (int(cx.max()) + 2 * s + 1) * _row_count(neighbor_rows) >= _INT63:
         cx = _compress(cx, gap=s + 1)
     cx += s  # the window cx - s .. cx + s stays inside the row
     width = int(cx.max()) + s + 1
@@ -155,7 +159,8 @@ def _strides(cols: List[Tensor]) -> Tuple[List[int], int]:
     return strides[::-1], total
 
 
-def row_count(neighbor_rows: Tensor) -> int:
+def _row_count(neighbor_rows: Tensor) -> int:
+    """Number of occupied rows (at least 1, for the key-size bound)."""
     return max(1, neighbor_rows.size(0))
 
 
@@ -170,7 +175,7 @@ def _ranges(key: Tensor, cell_key: Tensor, width: int, s: int, neighbor_rows: Te
     cx = cell_key - row * width
     target = torch.cat([row[:, None], neighbor_rows.index_select(0, row)], 1)  # (C, 1 + n_off)
     base = (target.clamp(min=0) * width + cx[:, None]).t().contiguous()  # offsets contiguous: sorted queries
-    cells = row_count(neighbor_rows) * width
+    cells = _row_count(neighbor_rows) * width
     if cells <= 8 * key.numel():
         first = torch.searchsorted(key, torch.arange(cells + 1, device=key.device))  # first index >= q
         lo, hi = first.index_select(0, (base - s).view(-1)), first.index_select(0, (base + s + 1).view(-1))

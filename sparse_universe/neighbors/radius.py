@@ -8,17 +8,7 @@ import torch
 from torch import Tensor
 
 from ..typing import Backend, Flow, OnOverflow, PerAxis
-from .checks import (
-    BACKENDS,
-    FLOWS,
-    ON_OVERFLOW,
-    check_batch,
-    check_box,
-    check_choice,
-    check_max_num_neighbors,
-    check_pos,
-    check_radius,
-)
+from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .cluster import cluster_pairs
 from .dense import dense_pairs
 from .geometry import SLACK, Pairs, pair_sq_dist, periodic_images, wrap
@@ -112,16 +102,19 @@ def radius_graph(
     r = check_radius(r)
     batch = check_batch(batch, pos)
     periods = check_box(box, periodic, pos)
-    backend = check_choice(backend, "backend", BACKENDS)
-    flow = check_choice(flow, "flow", FLOWS)
-    on_overflow = check_choice(on_overflow, "on_overflow", ON_OVERFLOW)
-    cap = check_max_num_neighbors(max_num_neighbors)
+    backend, flow, on_overflow, cap = check_options(backend, flow, on_overflow, max_num_neighbors)
     check_radius_fits(r, periods)
 
     work = prepare(pos, periods)
     group = batch if batch is not None else torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
     pairs = find_pairs(work, r, group, periods, backend)
     edge_index = symmetrize(pairs, work.size(0), loop, periods is not None, pos.device)
+    return finish(edge_index, cap, on_overflow, flow, work, periods)
+
+
+def finish(edge_index: Tensor, cap: Optional[int], on_overflow: str, flow: str, work: Tensor,
+           periods: Optional[Tensor]) -> Tensor:
+    """Apply ``max_num_neighbors`` and ``flow`` to a sorted ``[source, target]`` graph."""
     if cap is not None:
         edge_index = apply_cap(edge_index, cap, on_overflow, work, periods)
     return edge_index if flow == "source_to_target" else edge_index.flip(0)

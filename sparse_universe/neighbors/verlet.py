@@ -8,19 +8,9 @@ import torch
 from torch import Tensor
 
 from ..typing import Backend, Flow, OnOverflow, PerAxis
-from .checks import (
-    BACKENDS,
-    FLOWS,
-    ON_OVERFLOW,
-    check_batch,
-    check_box,
-    check_choice,
-    check_max_num_neighbors,
-    check_pos,
-    check_radius,
-)
+from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .geometry import SLACK, accumulate_sq, exact_r2, pair_sq_dist, periods
-from .radius import apply_cap, check_radius_fits, prepare, radius_graph
+from .radius import check_radius_fits, finish, prepare, radius_graph
 
 
 class NeighborList:
@@ -67,10 +57,8 @@ class NeighborList:
         self.skin = check_radius(skin, "skin")
         self.loop = bool(loop)
         self.box, self.periodic = box, periodic
-        self.max_num_neighbors = check_max_num_neighbors(max_num_neighbors)
-        self.backend = check_choice(backend, "backend", BACKENDS)
-        self.flow = check_choice(flow, "flow", FLOWS)
-        self.on_overflow = check_choice(on_overflow, "on_overflow", ON_OVERFLOW)
+        self.backend, self.flow, self.on_overflow, self.max_num_neighbors = check_options(
+            backend, flow, on_overflow, max_num_neighbors)
         self.num_builds = 0
         self.num_updates = 0
         self._reference: Optional[Tensor] = None
@@ -99,10 +87,7 @@ class NeighborList:
         assert self._cached is not None
         source, target = self._cached
         keep = pair_sq_dist(work, target, source, box) <= exact_r2(self.r, work.dtype)
-        edge_index = self._cached[:, keep]
-        if self.max_num_neighbors is not None:
-            edge_index = apply_cap(edge_index, self.max_num_neighbors, self.on_overflow, work, box)
-        return edge_index if self.flow == "source_to_target" else edge_index.flip(0)
+        return finish(self._cached[:, keep], self.max_num_neighbors, self.on_overflow, self.flow, work, box)
 
     def _must_rebuild(self, work: Tensor, batch: Optional[Tensor], box: Optional[Tensor]) -> bool:
         ref = self._reference

@@ -98,7 +98,16 @@ class UniverseStep(nn.Module):
             self.mlp1 = mlp(hidden, hidden, dim if mode == "sum" else hidden, layer_norm)
             own = 2 * dim if self_features else 0  # the particle's own spin and token
             self.mlp2 = mlp((dim if mode == "sum" else dim + hidden) + own, hidden, dim, layer_norm)
-            if inertia:  # zero-init the residual branch: an untrained universe moves freely
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.codebook.reset_parameters()
+        self.collide.reset_parameters()
+        if not self.momentum_conserving:
+            for layer in (*self.mlp1, *self.mlp2):
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+            if self.inertia:  # zero-init the residual branch: an untrained universe moves freely
                 nn.init.zeros_(self.mlp2[-1].weight)
                 nn.init.zeros_(self.mlp2[-1].bias)
 

@@ -57,3 +57,12 @@ def test_cli_writes_csv_and_figures(tmp_path):
     for name in ("train_path.csv", "train_path_loss.png", "train_path_trajectories.png", "train_path.pt"):
         assert (tmp_path / name).stat().st_size > 0
     assert set(result) == {"before", "after"}
+
+
+@pytest.mark.parametrize("shape", ["circle", "eight"])
+def test_paths_start_at_the_group_and_close(shape):
+    cfg = tp.Config(path=shape, steps=40)
+    path = tp.make_path(cfg)
+    assert path.shape == (40, 2)
+    assert torch.allclose(path[-1], torch.zeros(2), atol=1e-5)  # one full loop back to the start
+    assert float(path.norm(dim=1).max()) >= 0.9 * cfg.radius  # and it does go somewhere

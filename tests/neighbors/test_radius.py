@@ -209,3 +209,13 @@ def test_points_exactly_on_cell_walls(subdivisions):
     pairs = hash_pairs(pos, r, group, pos, subdivisions=subdivisions)
     found = symmetrize(pairs, pos.size(0), False, False, pos.device)
     assert torch.equal(found, radius_graph(pos, r, backend="dense"))
+
+
+def test_extent_beyond_int64_cells_is_refused_by_hash_and_handled_by_auto():
+    from sparse_universe.neighbors.hash import CellIndexOverflow
+
+    pos = torch.tensor([[0.0, 0.0], [0.5, 0.0], [1e20, 0.0]], dtype=torch.float64)
+    with pytest.raises(CellIndexOverflow, match="backend='cluster'"):
+        radius_graph(pos, 1.0, backend="hash")
+    big = torch.cat([pos, torch.rand(3000, 2, dtype=torch.float64)])  # above the dense cut-off: auto tries hash
+    assert torch.equal(radius_graph(big, 0.05), radius_graph(big, 0.05, backend="dense"))

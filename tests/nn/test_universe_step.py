@@ -95,3 +95,14 @@ def test_bad_arguments(kwargs, words):
 def test_state_of_the_wrong_dimension():
     with pytest.raises(ValueError, match="3 dimensions"):
         UniverseStep(3, 3)(_state(d=2))
+
+
+def test_reset_parameters_restores_a_fresh_model():
+    step = UniverseStep(2, 3, hidden=8, eps=0.5, inertia=True, layer_norm=True)
+    for p in step.parameters():
+        torch.nn.init.constant_(p, 0.7)
+    step.reset_parameters()
+    assert torch.equal(step.mlp2[-1].weight, torch.zeros_like(step.mlp2[-1].weight))  # residual branch at zero
+    assert not torch.equal(step.mlp1[1].weight, torch.full_like(step.mlp1[1].weight, 0.7))
+    assert not torch.equal(step.codebook.weight, torch.full_like(step.codebook.weight, 0.7))
+    assert "mode='concat'" in repr(step) and "CollisionConv" in repr(step)
