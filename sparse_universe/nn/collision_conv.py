@@ -116,7 +116,8 @@ class CollisionConv(nn.Module):
         weight = self.conv.edge_weight(pos, edge_index, box)
         if self.surrogate is None:
             return self.conv.aggregate_weighted(h, edge_index, weight)
-        sparse = self.conv.aggregate_weighted(h, edge_index, weight * self.collides(pos, edge_index, box))
+        with torch.no_grad():  # only its value is used: no graph to keep
+            sparse = self.conv.aggregate_weighted(h, edge_index, weight * self.collides(pos, edge_index, box))
         surrogate = self.conv.aggregate_weighted(h, edge_index, weight)
         return sparse.detach() + (surrogate - surrogate.detach())
 

@@ -10,6 +10,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
 from ..neighbors.geometry import edge_vectors
+from .fused import aggregate
 
 
 def as_edge_index(edge_index: Tensor) -> Tensor:
@@ -93,14 +94,13 @@ class InverseDistanceConv(MessagePassing):
 
     def aggregate_weighted(self, h: Tensor, edge_index: Tensor, weight: Tensor) -> Tensor:
         r""":math:`\sum_j w_{ij} h_j` (over :math:`\sum_j w_{ij}` if ``normalize``) for given weights."""
-        out = self.propagate(edge_index, x=h, weight=weight)
+        # Gather, weight and scatter fused in cache-sized edge chunks: no (E, F)
+        # message tensors (see ``fused.py``); PyG's default message/aggregate in value.
+        out = aggregate(h, weight, edge_index[0], edge_index[1], h.size(0))
         if self.normalize:
             total = scatter(weight, edge_index[1], 0, h.size(0), "sum")
             out = out / torch.where(total > 0, total, 1.0)[:, None]
         return out
-
-    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
-        return weight[:, None] * x_j
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "

@@ -144,7 +144,8 @@ class UniverseStep(nn.Module):
         if collide.surrogate is None:
             return surrogate
         gamma = collide.collides(state.pos, edge_index, box)[:, None]
-        sparse = scatter(force * gamma, target, 0, state.num_particles, "sum")
+        with torch.no_grad():  # only its value is used
+            sparse = scatter(force * gamma, target, 0, state.num_particles, "sum")
         return sparse.detach() + (surrogate - surrogate.detach())
 
     def _sample(self, v_hat: Tensor, batch: Tensor) -> Tensor:

@@ -103,3 +103,40 @@ def test_inside_an_ordinary_pyg_model_over_a_dataloader_batch():
             opt.step()
             first = loss.item() if first is None else first
     assert loss.item() < first
+
+
+def test_fused_aggregation_equals_gather_scatter_with_gradients_of_two_orders():
+    from torch_geometric.utils import scatter
+
+    from sparse_universe.nn import fused
+
+    pos, x = _cloud(40)
+    edge_index = radius_graph(pos, 0.9)
+    source, target = edge_index
+    conv = InverseDistanceConv(5, 3).double()
+    h = conv.lin(x)
+    w = conv.edge_weight(pos, edge_index)
+    reference = scatter(w[:, None] * h[source], target, 0, 40, "sum")
+    assert torch.allclose(conv.aggregate_weighted(h, edge_index, w), reference)
+    old = fused.CHUNK
+    fused.CHUNK = 7  # many chunks, ragged last one
+    try:
+        h = h.detach().requires_grad_()
+        w = w.detach().requires_grad_()
+        assert torch.autograd.gradcheck(lambda a, b: fused.aggregate(a, b, source, target, 40), (h, w))
+        assert torch.autograd.gradgradcheck(lambda a, b: fused.aggregate(a, b, source, target, 40), (h, w))
+        g = torch.randn(40, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradgradcheck(lambda a, b: fused.edge_dot(a, b, target, source), (g, h))
+    finally:
+        fused.CHUNK = old
+
+
+def test_forces_from_the_conv_can_be_trained_on():
+    # Double backward through positions: d/dtheta of |dE/dpos|^2.
+    pos, x = _cloud(25)
+    conv = InverseDistanceConv(5, 1, delta=0.05).double()
+    p = pos.clone().requires_grad_()
+    energy = conv(x, p, radius_graph(pos, 0.9)).sum()
+    (force,) = torch.autograd.grad(energy, p, create_graph=True)
+    force.square().sum().backward()
+    assert conv.lin.weight.grad is not None and conv.lin.weight.grad.abs().sum() > 0
