@@ -18,6 +18,11 @@ NeighborSearch = Callable[[Tensor, Optional[Tensor]], Tensor]
 SURROGATES = ("radius", "dense", None)
 
 
+def straight_through(value: Tensor, surrogate: Tensor) -> Tensor:
+    """Forward ``value`` exactly, backward the gradient of ``surrogate``."""
+    return value.detach() + (surrogate - surrogate.detach())
+
+
 def complete_graph(batch: Tensor) -> Tensor:
     """Every ordered pair ``j -> i``, ``i != j``, inside each example, sorted by target."""
     same = batch[:, None] == batch[None, :]
@@ -118,8 +123,7 @@ class CollisionConv(nn.Module):
             return self.conv.aggregate_weighted(h, edge_index, weight)
         with torch.no_grad():  # only its value is used: no graph to keep
             sparse = self.conv.aggregate_weighted(h, edge_index, weight * self.collides(pos, edge_index, box))
-        surrogate = self.conv.aggregate_weighted(h, edge_index, weight)
-        return sparse.detach() + (surrogate - surrogate.detach())
+        return straight_through(sparse, self.conv.aggregate_weighted(h, edge_index, weight))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.conv.in_channels}, {self.conv.out_channels}, eps={self.eps}, "

@@ -81,7 +81,10 @@ class InverseDistanceConv(MessagePassing):
 
     def edge_weight(self, pos: Tensor, edge_index: Tensor, box: Optional[Tensor] = None) -> Tensor:
         """:math:`w(r_{ij})` of every edge, differentiable in ``pos``."""
-        _, dist = edge_vectors(pos, edge_index, box)
+        return self.weight_of(edge_vectors(pos, edge_index, box)[1])
+
+    def weight_of(self, dist: Tensor) -> Tensor:
+        """:math:`w(r)` for given distances (refuses ``1/0`` when ``delta = 0``)."""
         if self.delta == 0 and bool((dist == 0).any()):
             raise ValueError("Coincident particles with delta=0 would weigh 1/0: pass a softening delta > 0")
         return inverse_distance(dist, self.delta)

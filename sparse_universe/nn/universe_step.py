@@ -13,7 +13,7 @@ from ..neighbors.geometry import edge_vectors
 from ..state import ParticleState
 from ..typing import PerAxis
 from .codebook import TokenCodebook
-from .collision_conv import CollisionConv, NeighborSearch
+from .collision_conv import CollisionConv, NeighborSearch, straight_through
 
 MODES = ("concat", "sum")
 
@@ -137,8 +137,8 @@ class UniverseStep(nn.Module):
         charge = collide.conv.lin(features).squeeze(-1)  # (N,)
         edge_index = collide.graph(state.pos, state.batch)
         source, target = edge_index
-        vec, _ = edge_vectors(state.pos, edge_index, box)  # x_i - x_j
-        w = collide.conv.edge_weight(state.pos, edge_index, box)
+        vec, dist = edge_vectors(state.pos, edge_index, box)  # x_i - x_j
+        w = collide.conv.weight_of(dist)
         force = (charge[target] * charge[source] * w * w)[:, None] * vec  # f_ji = -f_ij exactly
         surrogate = scatter(force, target, 0, state.num_particles, "sum")
         if collide.surrogate is None:
@@ -146,7 +146,7 @@ class UniverseStep(nn.Module):
         gamma = collide.collides(state.pos, edge_index, box)[:, None]
         with torch.no_grad():  # only its value is used
             sparse = scatter(force * gamma, target, 0, state.num_particles, "sum")
-        return sparse.detach() + (surrogate - surrogate.detach())
+        return straight_through(sparse, surrogate)
 
     def _sample(self, v_hat: Tensor, batch: Tensor) -> Tensor:
         """Straight-through variational velocity: value of the sample, gradient of the mean."""
