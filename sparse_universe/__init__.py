@@ -1,5 +1,6 @@
 """sparse_universe: a differentiable universe of particles on PyTorch Geometric."""
 
+from .branching import BranchManager, WaveState
 from .losses import path_loss
 from .neighbors import (
     NeighborList,
@@ -15,9 +16,10 @@ from .state import ParticleState
 __version__ = "0.1.0"
 
 __all__ = [
-    "NeighborList",
+    "BranchManager",    "NeighborList",
     "ParticleState",
     "Trajectory",
+    "WaveState",
     "NeighborOverflowError",
     "RadiusGraph",
     "RadiusInteractionGraph",

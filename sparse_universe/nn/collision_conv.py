@@ -114,9 +114,11 @@ class CollisionConv(nn.Module):
         work = wrap(pos.detach(), box)
         return pair_sq_dist(work, target, source, box) <= exact_r2(self.eps, work.dtype)
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None,
+                edge_index: Optional[Tensor] = None) -> Tensor:
+        """``edge_index``, if given, replaces :meth:`graph`: every pair within the search radius."""
         box = check_box(self.box, self.periodic, pos)
-        edge_index = self.graph(pos, batch)
+        edge_index = self.graph(pos, batch) if edge_index is None else as_edge_index(edge_index)
         h = self.conv.lin(x)
         weight = self.conv.edge_weight(pos, edge_index, box)
         if self.surrogate is None:

@@ -112,30 +112,37 @@ class UniverseStep(nn.Module):
                 nn.init.zeros_(self.mlp2[-1].bias)
 
     def forward(self, state: ParticleState) -> ParticleState:
+        vel = self._sample(self.velocity(state), state.batch)
+        return state.evolve(state.pos + self.dt * vel, vel)
+
+    def velocity(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
+        r"""The deterministic new velocity :math:`\hat v` ``(N, d)``, before any sampling.
+
+        ``edge_index`` (every pair within the collision layer's search radius)
+        replaces the layer's own neighbour search, e.g. to keep copies of one
+        particle from colliding.
+        """
         if state.dim != self.dim:
             raise ValueError(f"Expected a state in {self.dim} dimensions (got d={state.dim})")
         tokens = self.codebook(state.token)  # (N, d)
         features = torch.cat([state.vel, state.spin, tokens], dim=-1)  # (N, 3d)
         if self.momentum_conserving:
-            v_hat = state.vel + self.dt * self._pair_forces(features, state)
-        else:
-            agg = self.collide(features, state.pos, state.batch)  # (N, hidden)
-            inner = self.mlp1(agg)
-            parts = [state.vel + inner] if self.mode == "sum" else [state.vel, inner]
-            if self.self_features:
-                parts += [state.spin, tokens]
-            v_hat = self.mlp2(torch.cat(parts, -1))
-            if self.inertia:
-                v_hat = state.vel + self.dt * v_hat
-        vel = self._sample(v_hat, state.batch)
-        return state.evolve(state.pos + self.dt * vel, vel)
+            return state.vel + self.dt * self._pair_forces(features, state, edge_index)
+        agg = self.collide(features, state.pos, state.batch, edge_index)  # (N, hidden)
+        inner = self.mlp1(agg)
+        parts = [state.vel + inner] if self.mode == "sum" else [state.vel, inner]
+        if self.self_features:
+            parts += [state.spin, tokens]
+        v_hat = self.mlp2(torch.cat(parts, -1))
+        return state.vel + self.dt * v_hat if self.inertia else v_hat
 
-    def _pair_forces(self, features: Tensor, state: ParticleState) -> Tensor:
+    def _pair_forces(self, features: Tensor, state: ParticleState, edge_index: Optional[Tensor]) -> Tensor:
         """Acceleration from antisymmetric pair forces, straight-through like CollisionConv."""
         collide = self.collide
         box = check_box(collide.box, collide.periodic, state.pos)
         charge = collide.conv.lin(features).squeeze(-1)  # (N,)
-        edge_index = collide.graph(state.pos, state.batch)
+        if edge_index is None:
+            edge_index = collide.graph(state.pos, state.batch)
         source, target = edge_index
         vec, dist = edge_vectors(state.pos, edge_index, box)  # x_i - x_j
         w = collide.conv.weight_of(dist)

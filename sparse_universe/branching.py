@@ -1,0 +1,162 @@
+"""Wave-particle duality: particles spread into copies (extra graph nodes) and collapse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter, softmax
+
+from .neighbors.checks import check_box
+from .neighbors.geometry import edge_vectors
+from .nn import UniverseStep
+from .state import ParticleState
+
+
+@dataclass
+class WaveState:
+    """The copies of every particle: one graph node per copy.
+
+    ``copies.score`` holds the measurement scores :math:`k^{(i,j)}`;
+    ``particle`` maps each copy to its particle, like PyG's batch vector maps
+    nodes to graphs (and ``copies.batch`` still says which universe it is in).
+
+    Shapes:
+        copies: ``M`` nodes; particle ``(M,)`` with values in ``[0, num_particles)``.
+    """
+
+    copies: ParticleState
+    particle: Tensor
+    num_particles: int
+
+    def __post_init__(self) -> None:
+        m = self.copies.num_particles
+        if self.particle.shape != (m,) or self.particle.dtype.is_floating_point:
+            raise ValueError(f"Expected an integer 'particle' index of shape ({m},), one per copy "
+                             f"(got {self.particle.dtype} of shape {tuple(self.particle.shape)})")
+        if m and (int(self.particle.min()) < 0 or int(self.particle.max()) >= self.num_particles):
+            raise ValueError(f"Expected 'particle' ids in [0, {self.num_particles}) (got "
+                             f"[{int(self.particle.min())}, {int(self.particle.max())}])")
+
+    @classmethod
+    def from_particles(cls, state: ParticleState) -> WaveState:
+        """One copy per particle, every score :math:`k = 1` (the seed's initialisation)."""
+        ids = torch.arange(state.num_particles, device=state.pos.device)
+        return cls(state.replace(score=torch.ones_like(state.score)), ids, state.num_particles)
+
+    def copies_per_particle(self) -> Tensor:
+        return torch.bincount(self.particle, minlength=self.num_particles)
+
+
+class BranchManager(nn.Module):
+    r"""One step of the seed's wave universe over copies :math:`p^{(i,j)}`.
+
+    1. Every copy's deterministic velocity :math:`\hat v` comes from ``step``
+       over the collision graph of all copies (copies of one particle do not
+       collide unless ``interact_within``).
+    2. Entangling rule, at the current positions:
+       :math:`k^{(i,j)} \mathrel{+}= \sum_b \Gamma\, w(\lVert x^{(i,j)} - x^{(b)} \rVert)`,
+       with the collision layer's softened :math:`w = 1/\sqrt{r^2+\delta^2}`.
+    3. Each copy samples ``H`` velocity heads :math:`v_\omega = \hat v + \varphi(\sigma\epsilon)`
+       (in training mode with ``sigma > 0``; in eval mode heads coincide).
+    4. Of the candidate heads of a particle, ``K`` are kept by Gumbel top-K on
+       the scores (sampling without replacement, :math:`P \propto e^{k}`); this
+       is the truncation before the next step's first MLP layer. The kept
+       velocities are multiplied by :math:`1 + s - \varphi(s)`, :math:`s` the
+       softmax of the perturbed keys: 1 in value, a path for gradients to the
+       scores.
+    5. Copies move, :math:`x \mathrel{+}= \Delta t\, v`, and each particle is
+       measured at one copy drawn from :math:`\mathrm{softmax}_j k^{(i,j)}`, with
+       a straight-through one-hot (value: the drawn copy; gradient: the
+       expectation under the softmax).
+
+    With ``K = H = 1`` nothing is branched or drawn beyond the step's own
+    variational velocity, and a rollout equals the particle universe's.
+
+    Args:
+        step (UniverseStep): the particle dynamics.
+        num_copies (int): ``K >= 1`` copies kept per particle.
+        num_heads (int): ``H >= 1`` velocity heads per copy.
+        sigma (float, optional): std of the heads. (default: ``step.sigma``)
+        interact_within (bool): let copies of one particle collide. (default: ``False``)
+        temperature (float): of the relaxed top-K weights. (default: ``1.0``)
+    """
+
+    def __init__(self, step: UniverseStep, num_copies: int = 4, num_heads: int = 4,
+                 sigma: Optional[float] = None, interact_within: bool = False, temperature: float = 1.0) -> None:
+        super().__init__()
+        for name, value in (("num_copies", num_copies), ("num_heads", num_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected '{name}' to be an int >= 1 (got {value!r})")
+        if not temperature > 0:
+            raise ValueError(f"Expected 'temperature' > 0 (got {temperature})")
+        self.step, self.num_copies, self.num_heads = step, num_copies, num_heads
+        self.sigma = step.sigma if sigma is None else float(sigma)
+        self.interact_within, self.temperature = interact_within, float(temperature)
+
+    def forward(self, wave: WaveState) -> Tuple[WaveState, Tensor]:
+        """Advance every copy one step; return the new wave and measured positions ``(N, d)``."""
+        copies, particle = wave.copies, wave.particle
+        edge_index = self.graph(copies, particle)
+        v_hat = self.step.velocity(copies, edge_index)  # (M, d)
+        score = copies.score + self.entangle(copies, edge_index)  # (M,)
+        heads = v_hat.repeat_interleave(self.num_heads, 0)  # (M * H, d), heads of a copy adjacent
+        if self.training and self.sigma > 0:
+            heads = heads + self.sigma * torch.randn_like(heads)
+        owner = torch.arange(copies.num_particles, device=v_hat.device).repeat_interleave(self.num_heads)
+        keep, weight = self.prune(score.index_select(0, owner), particle.index_select(0, owner),
+                                  wave.num_particles)
+        owner = owner.index_select(0, keep)
+        vel = heads.index_select(0, keep) * weight[:, None]
+        pos = copies.pos.index_select(0, owner) + self.step.dt * vel
+        new = ParticleState(pos, vel, copies.spin.index_select(0, owner), copies.token.index_select(0, owner),
+                            score.index_select(0, owner), copies.batch.index_select(0, owner))
+        new_wave = WaveState(new, particle.index_select(0, owner), wave.num_particles)
+        return new_wave, self.collapse(new_wave)
+
+    def graph(self, copies: ParticleState, particle: Tensor) -> Tensor:
+        """Pairs of copies within the collision search radius, same-particle pairs removed."""
+        edge_index = self.step.collide.graph(copies.pos, copies.batch)
+        if self.interact_within:
+            return edge_index
+        return edge_index[:, particle.index_select(0, edge_index[0]) != particle.index_select(0, edge_index[1])]
+
+    def entangle(self, copies: ParticleState, edge_index: Tensor) -> Tensor:
+        r""":math:`\sum_b \Gamma\, w(r)` over each copy's collision partners ``(M,)``."""
+        collide = self.step.collide
+        box = check_box(collide.box, collide.periodic, copies.pos)
+        _, dist = edge_vectors(copies.pos, edge_index, box)
+        w = collide.conv.weight_of(dist) * collide.collides(copies.pos, edge_index, box)
+        return scatter(w, edge_index[1], 0, copies.num_particles, "sum")
+
+    def prune(self, score: Tensor, group: Tensor, num_groups: int) -> Tuple[Tensor, Tensor]:
+        """Gumbel top-K per group: kept candidate indices (ascending) and their straight-through weights."""
+        count = torch.bincount(group, minlength=num_groups)
+        if int(count.max()) <= self.num_copies:  # nothing to truncate, nothing to draw
+            return torch.arange(score.numel(), device=score.device), torch.ones_like(score)
+        key = score - torch.log(-torch.log(torch.rand_like(score).clamp_min(1e-20)))  # + Gumbel(0, 1)
+        order = torch.argsort(key.detach(), descending=True, stable=True)
+        order = order.index_select(0, torch.argsort(group.index_select(0, order), stable=True))  # by group, key desc
+        start = torch.cumsum(count, 0) - count
+        rank = torch.arange(score.numel(), device=score.device) - start.index_select(0, group.index_select(0, order))
+        keep = torch.sort(order[rank < self.num_copies]).values
+        soft = softmax(key / self.temperature, group, num_nodes=num_groups)
+        return keep, (1.0 + (soft - soft.detach())).index_select(0, keep)  # exactly 1 in value
+
+    def collapse(self, wave: WaveState) -> Tensor:
+        """Measured positions ``(N, d)``: one copy per particle drawn from softmax(k), straight-through."""
+        copies, particle, n = wave.copies, wave.particle, wave.num_particles
+        if copies.num_particles == n:  # one copy each: the measurement is that copy
+            return copies.pos.new_zeros(n, copies.dim).index_copy(0, particle, copies.pos)
+        prob = softmax(copies.score, particle, num_nodes=n)  # (M,)
+        key = torch.log(prob.detach().clamp_min(1e-30)) - torch.log(-torch.log(torch.rand_like(prob).clamp_min(1e-20)))
+        best = scatter(key, particle, 0, n, "max").index_select(0, particle)
+        hard = (key == best).to(prob.dtype)  # the drawn copy (ties have probability 0)
+        weight = hard + (prob - prob.detach())  # exactly the one-hot in value
+        return scatter(weight[:, None] * copies.pos, particle, 0, n, "sum")
+
+    def extra_repr(self) -> str:
+        return (f"num_copies={self.num_copies}, num_heads={self.num_heads}, sigma={self.sigma}, "
+                f"interact_within={self.interact_within}")
