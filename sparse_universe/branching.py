@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
 from .neighbors.checks import check_box
-from .neighbors.geometry import edge_vectors
+from .neighbors.geometry import exact_r2, pair_sq_dist, wrap
 from .nn import UniverseStep
 from .state import ParticleState
 
@@ -58,7 +58,8 @@ class BranchManager(nn.Module):
        collide unless ``interact_within``).
     2. Entangling rule, at the current positions:
        :math:`k^{(i,j)} \mathrel{+}= \sum_b \Gamma\, w(\lVert x^{(i,j)} - x^{(b)} \rVert)`,
-       with the collision layer's softened :math:`w = 1/\sqrt{r^2+\delta^2}`.
+       with the collision layer's softened :math:`w = 1/\sqrt{r^2+\delta^2}`
+       (a constant of the positions, like a measurement count).
     3. Each copy samples ``H`` velocity heads :math:`v_\omega = \hat v + \varphi(\sigma\epsilon)`
        (in training mode with ``sigma > 0``; in eval mode heads coincide).
     4. Of the candidate heads of a particle, ``K`` are kept by Gumbel top-K on
@@ -124,12 +125,20 @@ class BranchManager(nn.Module):
         return edge_index[:, particle.index_select(0, edge_index[0]) != particle.index_select(0, edge_index[1])]
 
     def entangle(self, copies: ParticleState, edge_index: Tensor) -> Tensor:
-        r""":math:`\sum_b \Gamma\, w(r)` over each copy's collision partners ``(M,)``."""
+        r""":math:`\sum_b \Gamma\, w(r)` over each copy's collision partners ``(M,)``.
+
+        Counted like a measurement: a constant of the positions (no gradient
+        through the distances); gradients reach the scores through pruning
+        and collapse. :math:`\Gamma` is the exact test of :func:`radius_graph`.
+        """
         collide = self.step.collide
         box = check_box(collide.box, collide.periodic, copies.pos)
-        _, dist = edge_vectors(copies.pos, edge_index, box)
-        w = collide.conv.weight_of(dist) * collide.collides(copies.pos, edge_index, box)
-        return scatter(w, edge_index[1], 0, copies.num_particles, "sum")
+        work = wrap(copies.pos.detach(), box)
+        source, target = edge_index
+        sq = pair_sq_dist(work, target, source, box)
+        hit = sq <= exact_r2(collide.eps, work.dtype)
+        w = torch.rsqrt(sq[hit] + collide.conv.delta**2)  # the collision layer's softened 1/r
+        return scatter(w, target[hit], 0, copies.num_particles, "sum").to(copies.score.dtype)
 
     def prune(self, score: Tensor, group: Tensor, num_groups: int) -> Tuple[Tensor, Tensor]:
         """Gumbel top-K per group: kept candidate indices (ascending) and their straight-through weights."""

@@ -5,11 +5,19 @@ Run it as::
     sparse-universe bench-step                       # CPU, N = 1e4 and 1e5, d = 3
     python -m sparse_universe.experiments.bench_step --device cuda --sizes 1e4 1e5 1e6
 
+    sparse-universe bench-step --waves 4 4           # wave mode (K=4, H=4) against N*K particles
+
 Particles are uniform in the unit cube, ``eps`` gives about ``--neighbors``
 collision partners each, the ``"radius"`` surrogate looks ``--surrogate-factor``
 times farther. Each configuration runs one warm-up step, then ``--repeats``
 timed steps; the median is kept. "graph" is the time inside the neighbour
 search (the layer's ``graph`` call). Writes ``data/bench_step_<device>.csv``.
+
+With ``--waves K H`` it instead times one :class:`BranchManager` step of
+``N`` particles already spread to ``K`` copies each, against the particle
+universe of ``N * K`` particles (the same number of graph nodes and density;
+inertial dynamics, so copies stay near their particle), and writes
+``data/bench_waves_<device>.csv``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
+from ..branching import BranchManager, WaveState
 from ..nn import UniverseStep
 from ..state import ParticleState
 from .scaling import loglog_slope, radius_for
@@ -46,12 +55,59 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cloud(n: int, device: torch.device) -> ParticleState:
+    g = torch.Generator().manual_seed(n)
+    return ParticleState(torch.rand(n, 3, generator=g), 0.01 * torch.randn(n, 3, generator=g),
+                         torch.randn(n, 3, generator=g), torch.randint(0, 4, (n,), generator=g)).to(device)
+
+
+def _median_time(run, repeats: int, device: torch.device) -> float:
+    """Median wall time of ``run`` over ``repeats`` calls after one warm-up."""
+    times = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def measure_waves(n: int, copies: int, heads: int, neighbors: float, factor: float, repeats: int,
+                  device: torch.device, hidden: int = 32) -> dict:
+    """Wave step of ``n`` particles x ``copies`` against a particle step of ``n * copies`` particles."""
+    eps = radius_for(n * copies, 3, neighbors)
+    torch.manual_seed(0)
+    step = UniverseStep(3, 4, hidden, eps, dt=0.1, sigma=0.05, surrogate="radius",
+                        surrogate_radius=factor * eps, inertia=True).to(device)
+    manager = BranchManager(step, copies, heads)
+    wave = WaveState.from_particles(_cloud(n, device))
+    with torch.no_grad():
+        while int(wave.copies_per_particle().min()) < copies:  # spread to K copies first
+            wave, _ = manager(wave)
+    big = _cloud(n * copies, device)
+
+    def wave_step():
+        step.zero_grad()
+        new, measured = manager(wave)
+        (measured.square().sum() + new.copies.vel.square().sum()).backward()
+
+    def particle_step():
+        step.zero_grad()
+        new = step(big)
+        (new.pos.square().sum() + new.vel.square().sum()).backward()
+
+    wave_s, particle_s = _median_time(wave_step, repeats, device), _median_time(particle_step, repeats, device)
+    edges = (manager.graph(wave.copies, wave.particle).size(1), step.collide.graph(big.pos, big.batch).size(1))
+    return dict(n=n, copies=copies, heads=heads, nodes=wave.copies.num_particles, wave_s=wave_s,
+                particle_s=particle_s, ratio=wave_s / particle_s, wave_edges=edges[0], particle_edges=edges[1],
+                device=device.type)
+
+
 def measure(n: int, surrogate: Optional[str], neighbors: float, factor: float, repeats: int,
             device: torch.device, hidden: int = 32) -> Row:
-    g = torch.Generator().manual_seed(n)
     eps = radius_for(n, 3, neighbors)
-    state = ParticleState(torch.rand(n, 3, generator=g), 0.01 * torch.randn(n, 3, generator=g),
-                          torch.randn(n, 3, generator=g), torch.randint(0, 4, (n,), generator=g)).to(device)
+    state = _cloud(n, device)
     torch.manual_seed(0)
     step = UniverseStep(3, 4, hidden, eps, dt=0.1, surrogate=surrogate, surrogate_radius=factor * eps).to(device)
     graph_times: List[float] = []
@@ -99,12 +155,16 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--neighbors", type=float, default=20.0)
     parser.add_argument("--surrogate-factor", type=float, default=1.5, help="surrogate radius / eps")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--waves", type=int, nargs=2, metavar=("K", "H"), default=None,
+                        help="time wave mode with K copies and H heads instead")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
 
 
-def execute(args: argparse.Namespace) -> List[Row]:
+def execute(args: argparse.Namespace) -> List:
     device = torch.device(args.device)
+    if args.waves:
+        return execute_waves(args, device)
     jobs = [(s, int(n)) for s in args.surrogates for n in args.sizes]
     rows = [measure(n, None if s == "none" else s, args.neighbors, args.surrogate_factor, args.repeats, device)
             for s, n in tqdm(jobs, desc="bench-step")]
@@ -119,7 +179,24 @@ def execute(args: argparse.Namespace) -> List[Row]:
     return rows
 
 
-def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
+def execute_waves(args: argparse.Namespace, device: torch.device) -> List[dict]:
+    rows = [measure_waves(int(n), *args.waves, args.neighbors, args.surrogate_factor, args.repeats, device)
+            for n in tqdm(args.sizes, desc="bench-waves")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench_waves_{device.type}.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for r in rows:
+        print(f"N={r['n']} K={r['copies']} H={r['heads']}: wave step {r['wave_s']:.3f} s over {r['nodes']} copies "
+              f"({r['wave_edges']} edges), particle step {r['particle_s']:.3f} s over {r['nodes']} particles "
+              f"({r['particle_edges']} edges): ratio {r['ratio']:.2f}")
+    print(f"wrote {path}")
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List:
     parser = build_parser(argparse.ArgumentParser(prog="sparse-universe bench-step", description=__doc__,
                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
     return execute(parser.parse_args(argv))

@@ -7,3 +7,10 @@ def test_bench_step_reports_shares_and_writes_csv(tmp_path):
     for r in rows:
         assert 0 < r.graph_s < r.median_s and 0 < r.graph_share < 1
     assert (tmp_path / "bench_step_cpu.csv").read_text().count("\n") == 5
+
+
+def test_bench_waves_compares_equal_node_counts(tmp_path):
+    (row,) = bench_step.main(["--waves", "3", "2", "--sizes", "300", "--repeats", "1", "--out", str(tmp_path)])
+    assert row["nodes"] == 900 and row["wave_s"] > 0 and row["particle_s"] > 0
+    assert row["ratio"] == row["wave_s"] / row["particle_s"]
+    assert (tmp_path / "bench_waves_cpu.csv").exists()
