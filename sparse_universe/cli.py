@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from .experiments import bench_step, scaling, train_path
+from .experiments import bench_step, scaling, train_path, waves_vs_particles
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -23,6 +23,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                 description=bench_step.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_step.build_parser(bench)
     bench.set_defaults(run=bench_step.execute)
+    waves = commands.add_parser("waves-vs-particles", help="does wave-particle duality help optimisation?",
+                                description=waves_vs_particles.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    waves_vs_particles.build_parser(waves)
+    waves.set_defaults(run=waves_vs_particles.execute)
     args = parser.parse_args(argv)
     args.run(args)
 
