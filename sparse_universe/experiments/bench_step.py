@@ -23,10 +23,9 @@ inertial dynamics, so copies stay near their particle), and writes
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from ..branching import BranchManager, WaveState
 from ..nn import UniverseStep
 from ..state import ParticleState
+from . import write_csv
 from .scaling import loglog_slope, radius_for
 
 
@@ -168,12 +168,7 @@ def execute(args: argparse.Namespace) -> List:
     jobs = [(s, int(n)) for s in args.surrogates for n in args.sizes]
     rows = [measure(n, None if s == "none" else s, args.neighbors, args.surrogate_factor, args.repeats, device)
             for s, n in tqdm(jobs, desc="bench-step")]
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench_step_{device.type}.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
+    path = write_csv(rows, args.out / f"bench_step_{device.type}.csv")
     print(table(rows))
     print(f"wrote {path}")
     return rows
@@ -182,12 +177,7 @@ def execute(args: argparse.Namespace) -> List:
 def execute_waves(args: argparse.Namespace, device: torch.device) -> List[dict]:
     rows = [measure_waves(int(n), *args.waves, args.neighbors, args.surrogate_factor, args.repeats, device)
             for n in tqdm(args.sizes, desc="bench-waves")]
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench_waves_{device.type}.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_csv(rows, args.out / f"bench_waves_{device.type}.csv")
     for r in rows:
         print(f"N={r['n']} K={r['copies']} H={r['heads']}: wave step {r['wave_s']:.3f} s over {r['nodes']} copies "
               f"({r['wave_edges']} edges), particle step {r['particle_s']:.3f} s over {r['nodes']} particles "

@@ -21,11 +21,10 @@ which return the sorted, directed ``edge_index`` (two edges per pair).
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -33,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..neighbors import radius_graph
+from . import write_csv
 
 #: Defaults in one place.
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -217,14 +217,6 @@ def table(rows: List[Row]) -> str:
     for d in sorted({r.d for r in rows}):
         lines.append(f"hash log-log slope, d={d}, N >= 1e4: {slope(rows, 'hash', d):.3f}")
     return "\n".join(lines)
-
-
-def write_csv(rows: List[Row], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Row]:

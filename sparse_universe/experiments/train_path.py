@@ -21,7 +21,6 @@ Writes ``train_path.csv``, ``train_path_loss.png`` and
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..losses import path_loss
 from ..nn import UniverseStep
 from ..simulate import rollout
 from ..state import ParticleState
+from . import write_csv
 
 
 @dataclass
@@ -194,11 +194,7 @@ def execute(args: argparse.Namespace) -> dict:
     history = train(cfg, checkpoint, args.resume)
     model = load_model(checkpoint, cfg)
     after = evaluate(model, state, cfg)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "train_path.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["iteration", "loss"])
-        writer.writeheader()
-        writer.writerows(history)
+    write_csv(history, args.out / "train_path.csv")
     model.eval()
     with torch.no_grad():
         trained = rollout(model, state, cfg.steps).pos

@@ -25,7 +25,6 @@ within one sigma of the path on average (particle-reading loss below
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import time
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..branching import BranchManager
 from . import train_path as tp
+from . import write_csv
 
 #: (name, sigma, copies K, heads H)
 METHODS: Tuple[Tuple[str, float, int, int], ...] = (
@@ -111,12 +111,7 @@ def execute(args: argparse.Namespace) -> List[dict]:
     from ..viz import plot_methods
 
     rows = run(args.seeds, args.budget)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "waves_vs_particles.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_csv(rows, args.out / "waves_vs_particles.csv")
     plot_methods(rows, success_threshold(TASK.dim), args.out / "waves_vs_particles.png")
     print(summary(rows))
     print(f"wrote {path} and {args.out / 'waves_vs_particles.png'}")
