@@ -63,7 +63,7 @@ def plot_training(history: Sequence[dict], untrained, trained, state, paths, out
     plt.close(fig)
 
 
-def plot_methods(rows: Sequence[dict], threshold: float, path: Path) -> Path:
+def plot_methods(rows: Sequence[dict], threshold: float, path: Path, title: str) -> Path:
     """Final loss of every run, one column per method, with the success threshold."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(methods), 4.2))
@@ -74,7 +74,7 @@ def plot_methods(rows: Sequence[dict], threshold: float, path: Path) -> Path:
         ax.hlines(sorted(losses)[len(losses) // 2], x - 0.25, x + 0.25, color="k")
     ax.axhline(threshold, ls="--", color="tab:red", label="success below")
     ax.set_xticks(range(len(methods)), methods)
-    ax.set(ylabel="final path loss (particle reading, eval)", title="equal simulated node-steps per run")
+    ax.set(ylabel="final path loss (particle reading, eval)", title=title)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ optimum). Methods, each trained from the same initial universes and seeds:
   H heads, trained on the measured positions.
 
 Equal compute means an equal budget of simulated node-steps (graph nodes x
-time steps, summed over iterations); waves therefore get fewer iterations.
+time steps, summed over iterations; waves therefore get fewer iterations),
+or with ``--equal time`` an equal wall-clock budget per run (``--seconds``).
 Every trained model is then evaluated the same way: as a deterministic
 particle universe (eval mode, one copy). Success means the members stay
 within one sigma of the path on average (particle-reading loss below
@@ -43,6 +44,7 @@ from . import write_csv
 METHODS: Tuple[Tuple[str, float, int, int], ...] = (
     ("particles", 0.0, 1, 1),
     ("variational", 0.3, 1, 1),
+    ("waves 2,2", 0.3, 2, 2),
     ("waves 4,4", 0.3, 4, 4),
 )
 #: The task, smaller than train_path's default so that many seeds fit.
@@ -56,19 +58,23 @@ def success_threshold(dim: int) -> float:
     return 0.5 * dim * math.log(2 * math.pi) + 0.5
 
 
-def run_one(method: Tuple[str, float, int, int], seed: int, budget: float, cfg: tp.Config) -> dict:
+def run_one(method: Tuple[str, float, int, int], seed: int, budget: float, cfg: tp.Config,
+            seconds: Optional[float] = None) -> dict:
+    """Train one method from one seed; ``seconds`` replaces the node-step budget by a time budget."""
     name, sigma, copies, heads = method
     cfg = replace(cfg, seed=seed, sigma=sigma)
     state = tp.make_universes(cfg)
     step = tp.build_model(cfg)
     model = step if copies == heads == 1 else BranchManager(step, copies, heads, sigma=sigma)
     node_steps = cfg.universes * cfg.particles * cfg.steps * copies
-    iterations = max(1, int(budget // node_steps))
+    iterations = max(1, int(budget // node_steps)) if seconds is None else 0
     opt = torch.optim.Adam(step.parameters(), lr=cfg.lr)
     torch.manual_seed(seed + 1)
     start = time.perf_counter()
     model.train()
-    for _ in range(iterations):
+    done = 0
+    while done < iterations or (seconds is not None and time.perf_counter() - start < seconds):
+        done += 1
         opt.zero_grad()
         loss = tp.loss_of(model, state, cfg, "particle")
         loss.backward()
@@ -76,15 +82,16 @@ def run_one(method: Tuple[str, float, int, int], seed: int, budget: float, cfg: 
         opt.step()
     seconds = time.perf_counter() - start
     final = tp.evaluate(step, state, cfg)
-    return dict(method=name, seed=seed, iterations=iterations, node_steps=iterations * node_steps,
+    return dict(method=name, seed=seed, iterations=done, node_steps=done * node_steps,
                 seconds=seconds, loss_particle=final["particle"], loss_density=final["density"],
                 success=final["particle"] < success_threshold(cfg.dim))
 
 
 def run(seeds: int = 10, budget: float = BUDGET, cfg: tp.Config = TASK,
-        methods: Sequence[Tuple[str, float, int, int]] = METHODS, progress: bool = True) -> List[dict]:
+        methods: Sequence[Tuple[str, float, int, int]] = METHODS, progress: bool = True,
+        seconds: Optional[float] = None) -> List[dict]:
     jobs = [(m, s) for s in range(seeds) for m in methods]
-    return [run_one(m, s, budget, cfg) for m, s in tqdm(jobs, desc="waves-vs-particles", disable=not progress)]
+    return [run_one(m, s, budget, cfg, seconds) for m, s in tqdm(jobs, desc="waves-vs-particles", disable=not progress)]
 
 
 def summary(rows: List[dict]) -> str:
@@ -103,6 +110,8 @@ def summary(rows: List[dict]) -> str:
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=float, default=BUDGET, help="simulated node-steps per run")
+    parser.add_argument("--equal", choices=("node-steps", "time"), default="node-steps", help="what is held equal")
+    parser.add_argument("--seconds", type=float, default=7.0, help="wall-clock per run with --equal time")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
 
@@ -110,11 +119,14 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def execute(args: argparse.Namespace) -> List[dict]:
     from ..viz import plot_methods
 
-    rows = run(args.seeds, args.budget)
-    path = write_csv(rows, args.out / "waves_vs_particles.csv")
-    plot_methods(rows, success_threshold(TASK.dim), args.out / "waves_vs_particles.png")
+    seconds = args.seconds if args.equal == "time" else None
+    rows = run(args.seeds, args.budget, seconds=seconds)
+    stem = "waves_vs_particles" if seconds is None else "waves_vs_particles_time"
+    path = write_csv(rows, args.out / f"{stem}.csv")
+    budget = f"{seconds:g} s" if seconds is not None else f"{args.budget:g} node-steps"
+    plot_methods(rows, success_threshold(TASK.dim), args.out / f"{stem}.png", f"equal budget per run: {budget}")
     print(summary(rows))
-    print(f"wrote {path} and {args.out / 'waves_vs_particles.png'}")
+    print(f"wrote {path} and {path.with_suffix('.png')}")
     return rows
 
 

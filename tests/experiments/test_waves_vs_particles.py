@@ -17,6 +17,11 @@ def test_equal_budget_gives_waves_fewer_iterations_and_rows_are_complete():
     assert "success" in wvp.summary(rows)
 
 
+def test_time_budget_runs_until_the_clock():
+    (row,) = wvp.run(seeds=1, cfg=TINY, methods=[wvp.METHODS[0]], progress=False, seconds=0.3)
+    assert row["seconds"] >= 0.3 and row["iterations"] >= 1
+
+
 def test_threshold_is_one_sigma_from_the_path():
     # -log N(l; x, 1) at |x - l| = 1 in d = 2
     import math
