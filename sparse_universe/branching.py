@@ -112,8 +112,9 @@ class BranchManager(nn.Module):
         owner = owner.index_select(0, keep)
         vel = heads.index_select(0, keep) * weight[:, None]
         pos = copies.pos.index_select(0, owner) + self.step.dt * vel
-        new = ParticleState(pos, vel, copies.spin.index_select(0, owner), copies.token.index_select(0, owner),
-                            score.index_select(0, owner), copies.batch.index_select(0, owner))
+        new = copies.evolve(pos, vel, spin=copies.spin.index_select(0, owner),
+                            token=copies.token.index_select(0, owner), score=score.index_select(0, owner),
+                            batch=copies.batch.index_select(0, owner))
         new_wave = WaveState(new, particle.index_select(0, owner), wave.num_particles)
         return new_wave, self.collapse(new_wave)
 

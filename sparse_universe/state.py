@@ -90,10 +90,14 @@ class ParticleState:
         """A new state with some fields swapped (no copy of the others)."""
         return replace(self, **changes)
 
-    def evolve(self, pos: Tensor, vel: Tensor) -> ParticleState:
-        """The next state: new ``pos`` and ``vel``, the rest shared (no re-validation)."""
+    def evolve(self, pos: Tensor, vel: Tensor, **others: Tensor) -> ParticleState:
+        """The next state from tensors derived from this one: no re-validation (hot path).
+
+        ``pos`` and ``vel`` always change; ``others`` may swap further fields
+        (e.g. all of them, when copies are pruned).
+        """
         new = object.__new__(ParticleState)
-        new.__dict__.update(self.__dict__, pos=pos, vel=vel)
+        new.__dict__.update(self.__dict__, pos=pos, vel=vel, **others)
         return new
 
     def to(self, *args, **kwargs) -> ParticleState:
