@@ -9,8 +9,6 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
-from .neighbors.checks import check_box
-from .neighbors.geometry import exact_r2, pair_sq_dist, wrap
 from .nn import UniverseStep
 from .state import ParticleState
 
@@ -75,9 +73,15 @@ class BranchManager(nn.Module):
 
     With ``K = H = 1`` nothing is branched or drawn beyond the step's own
     variational velocity, and a rollout equals the particle universe's.
+    Particles marked ``fixed`` (obstacles) keep one copy that never moves.
+
+    ``step`` is a :class:`~sparse_universe.nn.UniverseStep` or any module with
+    the same ``velocity(state, edge_index)``, ``graph(pos, batch)``,
+    ``contacts(pos, edge_index)``, ``dt`` and ``sigma``, such as the
+    known-physics :class:`~sparse_universe.physics.PairForceStep`.
 
     Args:
-        step (UniverseStep): the particle dynamics.
+        step (UniverseStep): the particle dynamics (see above).
         num_copies (int): ``K >= 1`` copies kept per particle.
         num_heads (int): ``H >= 1`` velocity heads per copy.
         sigma (float, optional): std of the heads. (default: ``step.sigma``)
@@ -103,24 +107,28 @@ class BranchManager(nn.Module):
         edge_index = self.graph(copies, particle)
         v_hat = self.step.velocity(copies, edge_index)  # (M, d)
         score = copies.score + self.entangle(copies, edge_index)  # (M,)
-        heads = v_hat.repeat_interleave(self.num_heads, 0)  # (M * H, d), heads of a copy adjacent
+        ids = torch.arange(copies.num_particles, device=v_hat.device)
+        if copies.fixed is None:
+            owner = ids.repeat_interleave(self.num_heads)  # (M * H,), heads of a copy adjacent
+        else:  # an obstacle keeps one copy, one head: its own velocity
+            v_hat = torch.where(copies.fixed[:, None], copies.vel, v_hat)
+            owner = ids.repeat_interleave(torch.where(copies.fixed, 1, self.num_heads))
+        heads = v_hat.index_select(0, owner)
         if self.training and self.sigma > 0:
-            heads = heads + self.sigma * torch.randn_like(heads)
-        owner = torch.arange(copies.num_particles, device=v_hat.device).repeat_interleave(self.num_heads)
+            noise = self.sigma * torch.randn_like(heads)
+            heads = heads + (noise if copies.fixed is None else noise * ~copies.fixed.index_select(0, owner)[:, None])
         keep, weight = self.prune(score.index_select(0, owner), particle.index_select(0, owner),
                                   wave.num_particles)
         owner = owner.index_select(0, keep)
         vel = heads.index_select(0, keep) * weight[:, None]
-        pos = copies.pos.index_select(0, owner) + self.step.dt * vel
-        new = copies.evolve(pos, vel, spin=copies.spin.index_select(0, owner),
-                            token=copies.token.index_select(0, owner), score=score.index_select(0, owner),
-                            batch=copies.batch.index_select(0, owner))
+        kept = copies.select(owner, score=score.index_select(0, owner))
+        new = kept.evolve(*kept.moving(kept.pos + self.step.dt * vel, vel))
         new_wave = WaveState(new, particle.index_select(0, owner), wave.num_particles)
         return new_wave, self.collapse(new_wave)
 
     def graph(self, copies: ParticleState, particle: Tensor) -> Tensor:
-        """Pairs of copies within the collision search radius, same-particle pairs removed."""
-        edge_index = self.step.collide.graph(copies.pos, copies.batch)
+        """Pairs of copies within the step's search radius, same-particle pairs removed."""
+        edge_index = self.step.graph(copies.pos, copies.batch)
         if self.interact_within:
             return edge_index
         return edge_index[:, particle.index_select(0, edge_index[0]) != particle.index_select(0, edge_index[1])]
@@ -130,16 +138,10 @@ class BranchManager(nn.Module):
 
         Counted like a measurement: a constant of the positions (no gradient
         through the distances); gradients reach the scores through pruning
-        and collapse. :math:`\Gamma` is the exact test of :func:`radius_graph`.
+        and collapse. :math:`\Gamma` and :math:`w` are the step's ``contacts``.
         """
-        collide = self.step.collide
-        box = check_box(collide.box, collide.periodic, copies.pos)
-        work = wrap(copies.pos.detach(), box)
-        source, target = edge_index
-        sq = pair_sq_dist(work, target, source, box)
-        hit = sq <= exact_r2(collide.eps, work.dtype)
-        w = torch.rsqrt(sq[hit] + collide.conv.delta**2)  # the collision layer's softened 1/r
-        return scatter(w, target[hit], 0, copies.num_particles, "sum").to(copies.score.dtype)
+        hit, w = self.step.contacts(copies.pos, edge_index)
+        return scatter(w[hit], edge_index[1][hit], 0, copies.num_particles, "sum").to(copies.score.dtype)
 
     def prune(self, score: Tensor, group: Tensor, num_groups: int) -> Tuple[Tensor, Tensor]:
         """Gumbel top-K per group: kept candidate indices (ascending) and their straight-through weights."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from .experiments import bench_step, scaling, train_path, waves_vs_particles
+from .experiments import bench_step, double_slit, scaling, train_path, waves_vs_particles
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -28,6 +28,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     waves_vs_particles.build_parser(waves)
     waves.set_defaults(run=waves_vs_particles.execute)
+    slit = commands.add_parser("double-slit", help="a wave of copies through two slits onto a screen",
+                               description=double_slit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    double_slit.build_parser(slit)
+    slit.set_defaults(run=double_slit.execute)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -12,6 +12,8 @@ from torch_geometric.data import Data
 from .neighbors.checks import check_pos
 
 FIELDS = ("pos", "vel", "spin", "token", "score", "batch")
+#: Optional per-particle fields, ``None`` when absent: name -> dtype kind.
+OPTIONAL = {"fixed": torch.bool}
 
 
 @dataclass
@@ -24,9 +26,12 @@ class ParticleState:
     universe a particle belongs to (PyG's batch vector), so many universes
     step at once without meeting.
 
+    ``fixed`` (optional) marks obstacles, e.g. the walls of a double slit:
+    they take part in every collision but neither move nor branch.
+
     Shapes:
         pos, vel, spin ``(N, d)``; token ``(N,)`` int64; score ``(N,)``;
-        batch ``(N,)`` int64.
+        batch ``(N,)`` int64; fixed ``(N,)`` bool or ``None``.
     """
 
     pos: Tensor
@@ -35,10 +40,12 @@ class ParticleState:
     token: Tensor
     score: Tensor
     batch: Tensor
+    fixed: Optional[Tensor] = None
 
     def __init__(self, pos: Tensor, vel: Optional[Tensor] = None, spin: Optional[Tensor] = None,
                  token: Optional[Tensor] = None, score: Optional[Tensor] = None,
-                 batch: Optional[Tensor] = None, num_tokens: Optional[int] = None) -> None:
+                 batch: Optional[Tensor] = None, num_tokens: Optional[int] = None,
+                 fixed: Optional[Tensor] = None) -> None:
         pos = check_pos(pos)
         n = pos.size(0)
         self.pos = pos
@@ -47,6 +54,7 @@ class ParticleState:
         self.token = torch.zeros(n, dtype=torch.long, device=pos.device) if token is None else token
         self.score = torch.ones(n, dtype=pos.dtype, device=pos.device) if score is None else score
         self.batch = torch.zeros(n, dtype=torch.long, device=pos.device) if batch is None else batch
+        self.fixed = fixed
         self.validate(num_tokens)
 
     def validate(self, num_tokens: Optional[int] = None) -> ParticleState:
@@ -64,9 +72,14 @@ class ParticleState:
             if value.dtype.is_floating_point != floating:
                 kind = "floating" if floating else "integer"
                 raise TypeError(f"Expected '{name}' to be {kind} (got {value.dtype})")
+        for name, dtype in OPTIONAL.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, Tensor) or value.shape != (n,) or value.dtype != dtype):
+                got = f"{value.dtype} of shape {tuple(value.shape)}" if isinstance(value, Tensor) else repr(value)
+                raise ValueError(f"Expected '{name}' to be None or a {dtype} tensor of shape ({n},) (got {got})")
         if not bool(torch.isfinite(self.score).all()):
             raise ValueError(f"Expected 'score' to be finite (got {int((~torch.isfinite(self.score)).sum())} bad)")
-        for name in FIELDS:
+        for name in self.present():
             device = getattr(self, name).device
             if device != self.pos.device:
                 raise ValueError(f"Expected '{name}' on {self.pos.device} like 'pos' (got {device})")
@@ -86,6 +99,25 @@ class ParticleState:
     def dim(self) -> int:
         return self.pos.size(1)
 
+    def present(self) -> Tuple[str, ...]:
+        """Names of the per-particle fields this state carries (optional ones when set)."""
+        return FIELDS + tuple(name for name in OPTIONAL if getattr(self, name) is not None)
+
+    def moving(self, pos: Tensor, vel: Tensor) -> Tuple[Tensor, Tensor]:
+        """``pos`` and ``vel`` with the fixed particles' rows put back (they never move)."""
+        if self.fixed is None:
+            return pos, vel
+        hold = self.fixed[:, None]
+        return torch.where(hold, self.pos, pos), torch.where(hold, self.vel, vel)
+
+    def select(self, index: Tensor, **changes: Tensor) -> ParticleState:
+        """Particles ``index`` (e.g. kept copies), every other field gathered along; no re-validation."""
+        new = object.__new__(ParticleState)
+        new.__dict__.update({name: getattr(self, name).index_select(0, index)
+                             for name in self.present() if name not in changes}, **changes)
+        new.__dict__.update({name: None for name in OPTIONAL if name not in new.__dict__})
+        return new
+
     def replace(self, **changes: Tensor) -> ParticleState:
         """A new state with some fields swapped (no copy of the others)."""
         return replace(self, **changes)
@@ -101,14 +133,15 @@ class ParticleState:
         return new
 
     def to(self, *args, **kwargs) -> ParticleState:
-        moved = {f.name: getattr(self, f.name).to(*args, **kwargs) for f in fields(self)}
-        for name in ("token", "batch"):  # integer fields keep their dtype
-            moved[name] = getattr(self, name).to(moved["pos"].device)
+        moved = {name: getattr(self, name).to(*args, **kwargs) for name in self.present()}
+        for name in ("token", "batch", *OPTIONAL):  # integer and bool fields keep their dtype
+            if name in moved:
+                moved[name] = getattr(self, name).to(moved["pos"].device)
         return ParticleState(**moved)
 
     def to_data(self) -> Data:
         """One universe as a PyG ``Data`` (all fields node-level)."""
-        return Data(pos=self.pos, vel=self.vel, spin=self.spin, token=self.token, score=self.score,
+        return Data(**{name: getattr(self, name) for name in self.present() if name != "batch"},
                     num_nodes=self.num_particles)
 
     @classmethod
@@ -117,7 +150,8 @@ class ParticleState:
         missing = [k for k in ("pos", "vel", "spin", "token", "score") if getattr(data, k, None) is None]
         if missing:
             raise ValueError(f"Expected Data with {', '.join(missing)} (missing from {data})")
-        return cls(data.pos, data.vel, data.spin, data.token, data.score, getattr(data, "batch", None), num_tokens)
+        return cls(data.pos, data.vel, data.spin, data.token, data.score, getattr(data, "batch", None), num_tokens,
+                   **{name: getattr(data, name, None) for name in OPTIONAL})
 
     def __repr__(self) -> str:
         universes = int(self.batch.max()) + 1 if self.num_particles else 0

@@ -81,3 +81,41 @@ def plot_methods(rows: Sequence[dict], threshold: float, path: Path, title: str)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_double_slit(rows: Sequence[dict], wave, cfg, path: Path) -> Path:
+    """Left: one wave's copies at a few times, over the wall. Right: screen histograms per method."""
+    import torch
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    first = wave.waves[0]
+    wall = first.copies.fixed & (first.copies.batch == 0)
+    left.scatter(first.copies.pos[wall, 0], first.copies.pos[wall, 1], s=6, color="k", label="wall")
+    passed = [r["particle"] for r in rows if r["method"] != "particles" and r["reached"]]
+    shown = passed[0] if passed else 0  # a wave that reaches the screen, if any did
+    times = torch.linspace(0, len(wave.waves) - 1, 6).long().tolist()
+    for t, colour in zip(times, plt.cm.viridis(torch.linspace(0, 0.9, len(times)).tolist())):
+        copies = wave.waves[t].copies
+        mine = ~copies.fixed & (copies.batch == shown)
+        size = 10 + 60 * torch.softmax(copies.score[mine], 0)
+        left.scatter(copies.pos[mine, 0], copies.pos[mine, 1], s=size, color=colour, label=f"copies, t = {t + 1}")
+    left.plot(wave.pos[:, -cfg.particles + shown, 0], wave.pos[:, -cfg.particles + shown, 1], "r-", lw=1,
+              label="measured")
+    left.axvline(cfg.screen, color="0.5", ls=":")
+    left.set(title=f"wave {shown}: copies (size: softmax of the score)", xlabel="x", ylabel="y", aspect="equal")
+    left.legend(fontsize=7, loc="lower left")
+    bins = torch.linspace(-cfg.wall_half_height, cfg.wall_half_height, 51).tolist()
+    for name in dict.fromkeys(r["method"] for r in rows):
+        hits = [r["y_screen"] for r in rows if r["method"] == name and r["reached"]]
+        share = len(hits) / sum(r["method"] == name for r in rows)
+        right.hist(hits, bins=bins, histtype="step", lw=1.5, label=f"{name} ({share:.0%} reach the screen)")
+    for sign in (-1, 1):
+        right.axvspan(sign * cfg.slit_centre - cfg.slit_width / 2, sign * cfg.slit_centre + cfg.slit_width / 2,
+                      color="0.9")
+    right.set(title=f"measured hits on the screen at x = {cfg.screen} (slits shaded)", xlabel="y", ylabel="count")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

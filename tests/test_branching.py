@@ -133,3 +133,19 @@ def test_mismatched_particle_index():
         WaveState(copies, torch.tensor([0, 1, 2]), 3)
     with pytest.raises(ValueError, match=r"'particle' ids in \[0, 2\)"):
         WaveState(copies, torch.tensor([0, 1, 2, 1]), 2)
+
+
+def test_fixed_particles_keep_one_copy_that_never_moves():
+    state = _universe()
+    fixed = torch.arange(30) < 10
+    state = state.replace(fixed=fixed)
+    manager = BranchManager(_step(), num_copies=3, num_heads=2)
+    wave = WaveState.from_particles(state)
+    for _ in range(3):
+        wave, measured = manager(wave)
+    counts = wave.copies_per_particle()
+    assert torch.equal(counts[:10], torch.ones(10, dtype=torch.long)) and bool((counts[10:] == 3).all())
+    obstacles = wave.copies.fixed
+    assert torch.equal(wave.particle[obstacles], torch.arange(10))
+    assert torch.equal(wave.copies.pos[obstacles], state.pos[:10]) and torch.equal(measured[:10], state.pos[:10])
+    assert torch.equal(wave.copies.vel[obstacles], state.vel[:10])

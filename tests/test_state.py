@@ -60,3 +60,15 @@ def test_nan_position_is_reported():
     pos[2, 1] = math.nan
     with pytest.raises(ValueError, match="'pos'.*1 of 5"):
         ParticleState(pos)
+
+
+def test_fixed_mask_round_trips_and_is_validated():
+    s = _state().replace(fixed=torch.arange(10) < 3)
+    back = ParticleState.from_data(Batch.from_data_list([s.to_data(), s.to_data()]))
+    assert torch.equal(back.fixed, torch.cat([s.fixed, s.fixed]))
+    picked = s.select(torch.tensor([0, 5]))
+    assert torch.equal(picked.fixed, torch.tensor([True, False])) and torch.equal(picked.pos, s.pos[[0, 5]])
+    pos, vel = s.moving(s.pos + 1, s.vel + 1)
+    assert torch.equal(pos[:3], s.pos[:3]) and torch.equal(pos[3:], s.pos[3:] + 1) and torch.equal(vel[:3], s.vel[:3])
+    with pytest.raises(ValueError, match="'fixed'.*torch.bool.*\\(10,\\)"):
+        ParticleState(s.pos, fixed=torch.zeros(10))

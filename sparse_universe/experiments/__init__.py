@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, Type, TypeVar
+
+C = TypeVar("C")
 
 
 def write_csv(rows: Sequence[Any], path: Path) -> Path:
@@ -17,3 +20,15 @@ def write_csv(rows: Sequence[Any], path: Path) -> Path:
         writer.writeheader()
         writer.writerows(dicts)
     return path
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config: type) -> argparse.ArgumentParser:
+    """One ``--option`` per field of a config dataclass, with its default and type."""
+    for f in fields(config):
+        kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
+    return parser
+
+
+def config_from_args(config: Type[C], args: argparse.Namespace) -> C:
+    return config(**{f.name: getattr(args, f.name) for f in fields(config)})

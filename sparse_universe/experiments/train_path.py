@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -34,7 +34,7 @@ from ..losses import path_loss
 from ..nn import UniverseStep
 from ..simulate import rollout
 from ..state import ParticleState
-from . import write_csv
+from . import add_config_arguments, config_from_args, write_csv
 
 
 @dataclass
@@ -175,9 +175,7 @@ def load_model(path: Path, cfg: Config) -> UniverseStep:
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    for f in fields(Config):
-        kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
+    add_config_arguments(parser, Config)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: OUT/train_path.pt")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--out", type=Path, default=Path("data"))
@@ -187,7 +185,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def execute(args: argparse.Namespace) -> dict:
     from ..viz import plot_training
 
-    cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    cfg = config_from_args(Config, args)
     state = make_universes(cfg)
     before = evaluate(build_model(cfg), state, cfg)
     checkpoint = args.checkpoint or args.out / "train_path.pt"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -113,6 +113,14 @@ class CollisionConv(nn.Module):
         source, target = edge_index
         work = wrap(pos.detach(), box)
         return pair_sq_dist(work, target, source, box) <= exact_r2(self.eps, work.dtype)
+
+    def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""Edges in contact (:math:`\Gamma = 1`) and their softened :math:`w(r)`, as constants of ``pos``."""
+        box = check_box(self.box, self.periodic, pos)
+        source, target = edge_index
+        sq = pair_sq_dist(wrap(pos.detach(), box), target, source, box)
+        hit = sq <= exact_r2(self.eps, sq.dtype)
+        return hit, torch.rsqrt(sq + self.conv.delta**2)
 
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None,
                 edge_index: Optional[Tensor] = None) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -44,7 +44,8 @@ class UniverseStep(nn.Module):
     and its last layer starts at zero, so an untrained universe moves freely
     (Newton's first law; the zero-initialised residual branch of deep nets);
     ``dt`` is the time quantum (the seed uses 1); in eval mode the variational
-    sample is skipped, so the step is deterministic.
+    sample is skipped, so the step is deterministic. Particles marked
+    ``fixed`` in the state send messages but keep their position and velocity.
 
     With ``momentum_conserving`` the velocity update is instead a sum of
     antisymmetric pair forces :math:`f_{ij} = q_i q_j\, w(r_{ij})^2 (x_i - x_j)`
@@ -113,7 +114,7 @@ class UniverseStep(nn.Module):
 
     def forward(self, state: ParticleState) -> ParticleState:
         vel = self._sample(self.velocity(state), state.batch)
-        return state.evolve(state.pos + self.dt * vel, vel)
+        return state.evolve(*state.moving(state.pos + self.dt * vel, vel))
 
     def velocity(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
         r"""The deterministic new velocity :math:`\hat v` ``(N, d)``, before any sampling.
@@ -135,6 +136,14 @@ class UniverseStep(nn.Module):
             parts += [state.spin, tokens]
         v_hat = self.mlp2(torch.cat(parts, -1))
         return state.vel + self.dt * v_hat if self.inertia else v_hat
+
+    def graph(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
+        """Every pair within the collision layer's search radius (see :meth:`CollisionConv.graph`)."""
+        return self.collide.graph(pos, batch)
+
+    def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
+        """Colliding edges and their softened inverse distances (see :meth:`CollisionConv.contacts`)."""
+        return self.collide.contacts(pos, edge_index)
 
     def _pair_forces(self, features: Tensor, state: ParticleState, edge_index: Optional[Tensor]) -> Tensor:
         """Acceleration from antisymmetric pair forces, straight-through like CollisionConv."""

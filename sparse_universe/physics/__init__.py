@@ -1,0 +1,6 @@
+"""Known physics: fixed pair potentials driving the universe's engine."""
+
+from .potentials import LennardJones, PairPotential
+from .step import PairForceStep
+
+__all__ = ["LennardJones", "PairForceStep", "PairPotential"]

@@ -1,0 +1,65 @@
+"""Fixed pair potentials for the known-physics mode: energy u(r) and force -du/dr."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class PairPotential(nn.Module):
+    """A radial pair potential, zero beyond ``cutoff``; subclasses give :meth:`energy` and :meth:`force`."""
+
+    cutoff: float
+
+    def energy(self, dist: Tensor) -> Tensor:
+        """:math:`u(r)` of each pair ``(E,)`` (pairs beyond the cut-off give 0)."""
+        raise NotImplementedError
+
+    def force(self, dist: Tensor) -> Tensor:
+        """:math:`-u'(r)` of each pair ``(E,)``: positive pushes the pair apart."""
+        raise NotImplementedError
+
+
+class LennardJones(PairPotential):
+    r"""Lennard-Jones, truncated and shifted at ``cutoff``:
+
+    .. math::
+        u(r) = 4\varepsilon\big[(\sigma/r)^{12} - (\sigma/r)^6\big] - u_{\mathrm{LJ}}(r_c)
+        \quad (r \le r_c), \qquad 0 \text{ beyond.}
+
+    The shift makes the energy continuous at the cut-off (the force keeps its
+    small jump there, as in most MD codes). ``cutoff = 2**(1/6) * sigma`` gives
+    the purely repulsive WCA potential (:meth:`repulsive`): hard-sphere-like walls.
+
+    Args:
+        epsilon (float): well depth. (default: ``1.0``)
+        sigma (float): zero crossing. (default: ``1.0``)
+        cutoff (float): :math:`r_c`. (default: ``2.5 * sigma``)
+    """
+
+    def __init__(self, epsilon: float = 1.0, sigma: float = 1.0, cutoff: float | None = None) -> None:
+        super().__init__()
+        for name, value in (("epsilon", epsilon), ("sigma", sigma)):
+            if not value > 0:
+                raise ValueError(f"Expected '{name}' > 0 (got {value})")
+        self.epsilon, self.sigma = float(epsilon), float(sigma)
+        self.cutoff = 2.5 * self.sigma if cutoff is None else float(cutoff)
+        if not self.cutoff > 0:
+            raise ValueError(f"Expected 'cutoff' > 0 (got {cutoff})")
+        s6 = (self.sigma / self.cutoff) ** 6
+        self.shift = 4 * self.epsilon * (s6 * s6 - s6)
+
+    @classmethod
+    def repulsive(cls, epsilon: float = 1.0, sigma: float = 1.0) -> LennardJones:
+        """The WCA potential: LJ cut and shifted at its minimum, :math:`2^{1/6}\\sigma`."""
+        return cls(epsilon, sigma, 2 ** (1 / 6) * sigma)
+
+    def energy(self, dist: Tensor) -> Tensor:
+        s6 = (self.sigma / dist) ** 6
+        return (4 * self.epsilon * (s6 * s6 - s6) - self.shift) * (dist <= self.cutoff)
+
+    def force(self, dist: Tensor) -> Tensor:
+        s6 = (self.sigma / dist) ** 6
+        return 24 * self.epsilon * (2 * s6 * s6 - s6) / dist * (dist <= self.cutoff)
+
+    def extra_repr(self) -> str:
+        return f"epsilon={self.epsilon}, sigma={self.sigma}, cutoff={self.cutoff:.4g}"
