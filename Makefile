@@ -20,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sparse-universe scale --max-n 1e5 --out data
 	$(BIN)/sparse-universe train --iterations 100 --out data
+	$(BIN)/sparse-universe double-slit --out data
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """sparse_universe: a differentiable universe of particles on PyTorch Geometric."""
 
 from .branching import BranchManager, WaveState
-from .losses import path_loss
+from .losses import path_loss, wave_path_loss
 from .neighbors import (
     NeighborList,
     NeighborOverflowError,
@@ -16,7 +16,8 @@ from .state import ParticleState
 __version__ = "0.1.0"
 
 __all__ = [
-    "BranchManager",    "NeighborList",
+    "BranchManager",
+    "NeighborList",
     "ParticleState",
     "Trajectory",
     "WaveState",
@@ -27,4 +28,5 @@ __all__ = [
     "path_loss",
     "radius_graph",
     "rollout",
+    "wave_path_loss",
 ]

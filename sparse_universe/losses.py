@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+from torch_geometric.utils import softmax
+
+if TYPE_CHECKING:
+    from .branching import WaveState
 
 READINGS = ("density", "particle")
 REDUCTIONS = ("mean", "sum", "none")
@@ -61,10 +65,7 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
         reduction (str): over time, ``"mean"``, ``"sum"`` or ``"none"`` (shape ``(T,)``).
             (default: ``"mean"``)
     """
-    if reading not in READINGS or reduction not in REDUCTIONS:
-        raise ValueError(
-            f"Expected reading in {READINGS} and reduction in {REDUCTIONS} (got {reading!r}, {reduction!r})"
-        )
+    _check(reading, reduction, sigma)
     if positions.dim() != 3 or path.dim() != 2 or path.size(1) != positions.size(2):
         raise ValueError(f"Expected positions (T[+1], N, d) and path (T, d) (got {tuple(positions.shape)} and "
                          f"{tuple(path.shape)})")
@@ -75,14 +76,74 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
         raise ValueError(
             f"Expected {steps} or {steps + 1} rows of positions for a path of {steps} (got {positions.size(0)})"
         )
-    if not sigma > 0:
-        raise ValueError(f"Expected 'sigma' > 0 (got {sigma})")
     idx = select_members(members, positions.size(1), token)
     x = positions.index_select(1, idx)  # (T, |L|, d)
-    d = x.size(-1)
-    log_n = -((x - path[:, None, :]) ** 2).sum(-1) / (2 * sigma**2) - 0.5 * d * math.log(2 * math.pi * sigma**2)
+    log_n = _log_normal(x, path[:, None, :], sigma)  # (T, |L|)
     if reading == "density":
         per_step = -(torch.logsumexp(log_n, dim=1) - math.log(idx.numel()))  # (T,)
     else:
         per_step = -log_n.mean(dim=1)
+    return _reduce(per_step, reduction)
+
+
+def wave_path_loss(waves: Sequence[WaveState], path: Tensor, members: Union[Tensor, int], sigma: float = 1.0, *,
+                   token: Optional[Tensor] = None, reading: str = "density", reduction: str = "mean") -> Tensor:
+    r""":func:`path_loss` on the copies instead of the measured positions.
+
+    A measured position is one copy drawn from :math:`p_{ij} = \mathrm{softmax}_j k^{(i,j)}`;
+    this loss is the exact expectation over that draw instead of one sample,
+    so it has no sampling noise and its gradient reaches every copy's position
+    and score (not through a straight-through estimate):
+
+    * ``"particle"``: :math:`\frac{1}{|L|}\sum_{i \in L} \sum_j p_{ij}\,
+      (-\log \mathcal{N}(\ell_t; x_t^{(i,j)}, \sigma^2 I))`, the expected
+      particle reading of the measurement;
+    * ``"density"``: :math:`-\log \frac{1}{|L|}\sum_{i \in L}\sum_j p_{ij}\,
+      \mathcal{N}(\ell_t; x_t^{(i,j)}, \sigma^2 I)`, the members' density
+      as a mixture over their copies.
+
+    With one copy per particle both equal :func:`path_loss` of the measured positions.
+
+    Args:
+        waves: the copies after each step, ``Trajectory.waves`` of a wave :func:`rollout` (``T`` of them).
+        path (Tensor): ``(T, d)`` centroid path.
+        members: particle indices, a bool mask ``(N,)``, or a token id (then pass ``token``, ``(N,)``).
+        sigma, reading, reduction: as in :func:`path_loss`.
+    """
+    _check(reading, reduction, sigma)
+    if path.dim() != 2 or len(waves) != path.size(0):
+        raise ValueError(f"Expected one wave per row of a (T, d) path (got {len(waves)} waves and path of shape "
+                         f"{tuple(path.shape)})")
+    per_step = []
+    for wave, target in zip(waves, path):
+        n = wave.num_particles
+        is_member = torch.zeros(n, dtype=torch.bool, device=path.device)
+        is_member[select_members(members, n, token)] = True
+        mine = is_member.index_select(0, wave.particle).nonzero().view(-1)  # member copies
+        group = wave.particle.index_select(0, mine)
+        log_p = torch.log(softmax(wave.copies.score.index_select(0, mine), group, num_nodes=n))
+        log_n = _log_normal(wave.copies.pos.index_select(0, mine), target, sigma)
+        count = int(is_member.sum())
+        if reading == "density":
+            per_step.append(-(torch.logsumexp(log_p + log_n, 0) - math.log(count)))
+        else:
+            per_step.append(-(log_p.exp() * log_n).sum() / count)
+    return _reduce(torch.stack(per_step), reduction)
+
+
+def _check(reading: str, reduction: str, sigma: float) -> None:
+    if reading not in READINGS or reduction not in REDUCTIONS:
+        raise ValueError(
+            f"Expected reading in {READINGS} and reduction in {REDUCTIONS} (got {reading!r}, {reduction!r})"
+        )
+    if not sigma > 0:
+        raise ValueError(f"Expected 'sigma' > 0 (got {sigma})")
+
+
+def _log_normal(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
+    d = x.size(-1)
+    return -((x - mean) ** 2).sum(-1) / (2 * sigma**2) - 0.5 * d * math.log(2 * math.pi * sigma**2)
+
+
+def _reduce(per_step: Tensor, reduction: str) -> Tensor:
     return per_step.mean() if reduction == "mean" else per_step.sum() if reduction == "sum" else per_step

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from sparse_universe import BranchManager, ParticleState, WaveState, path_loss, rollout
+from sparse_universe import BranchManager, ParticleState, WaveState, path_loss, rollout, wave_path_loss
 from sparse_universe.nn import UniverseStep
 
 
@@ -149,3 +149,30 @@ def test_fixed_particles_keep_one_copy_that_never_moves():
     assert torch.equal(wave.particle[obstacles], torch.arange(10))
     assert torch.equal(wave.copies.pos[obstacles], state.pos[:10]) and torch.equal(measured[:10], state.pos[:10])
     assert torch.equal(wave.copies.vel[obstacles], state.vel[:10])
+
+
+def test_wave_path_loss_is_the_expectation_over_the_measurement():
+    copies = ParticleState(torch.tensor([[0.0, 0.0], [2.5, 0.0], [1.0, 1.0]], dtype=torch.float64),
+                           score=torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64).requires_grad_())
+    wave = WaveState(copies, torch.tensor([0, 0, 1]), 2)
+    path = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    p = torch.softmax(torch.tensor([0.0, 1.0], dtype=torch.float64), 0)
+    nll = lambda x: float(((x - path[0]) ** 2).sum() / 2 + math.log(2 * math.pi))  # noqa: E731
+    loss = wave_path_loss([wave], path, torch.tensor([0]), reading="particle")
+    assert math.isclose(float(loss), float(p[0]) * nll(copies.pos[0]) + float(p[1]) * nll(copies.pos[1]))
+    density = wave_path_loss([wave], path, torch.tensor([0, 1]))
+    mix = 0.5 * (p[0] * math.exp(-nll(copies.pos[0])) + p[1] * math.exp(-nll(copies.pos[1]))
+                 + math.exp(-nll(copies.pos[2])))
+    assert math.isclose(float(density), -math.log(float(mix)))
+    loss.backward()
+    assert float(copies.score.grad[0]) != 0 and float(copies.score.grad[2]) == 0  # only member copies count
+
+
+@pytest.mark.parametrize("reading", ["particle", "density"])
+def test_wave_path_loss_with_one_copy_is_path_loss(reading):
+    state = _universe()
+    traj = rollout(BranchManager(_step().eval(), num_copies=1, num_heads=1), state, 4)
+    path = torch.randn(4, 2, dtype=torch.float64)
+    members = state.token == 1
+    assert torch.allclose(wave_path_loss(traj.waves, path, members, 0.7, reading=reading),
+                          path_loss(traj.pos, path, members, 0.7, reading=reading))

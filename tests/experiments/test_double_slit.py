@@ -4,7 +4,7 @@ import torch
 
 from sparse_universe import rollout
 from sparse_universe.experiments import double_slit as ds
-from sparse_universe.physics import LennardJones, PairForceStep
+from sparse_universe.physics import PairForceStep, SoftSphere
 
 
 def test_screen_hits_interpolate_the_first_crossing():
@@ -16,11 +16,11 @@ def test_screen_hits_interpolate_the_first_crossing():
 
 def test_the_wall_reflects_and_the_slit_transmits():
     cfg = ds.Config(particles=2, sigma=0.0)
-    state, per_wall = ds.make_world(cfg)
+    state, per_wall = ds.make_beam(cfg)
     beam = slice(2 * per_wall, None)
     pos = state.pos.clone()
     pos[beam, 1] = torch.tensor([0.0, cfg.slit_centre])  # at the wall between the slits; through a slit
-    step = PairForceStep(LennardJones.repulsive(1.0, cfg.size), dt=cfg.dt).eval()
+    step = PairForceStep(SoftSphere(cfg.barrier, cfg.size), dt=cfg.dt).eval()
     traj = rollout(step, state.replace(pos=pos), cfg.steps)
     hits = ds.screen_hits(traj.pos[:, beam], cfg.screen)
     assert math.isnan(float(hits[0])) and float(traj.pos[-1, 2 * per_wall, 0]) < cfg.source + 0.5  # came back
