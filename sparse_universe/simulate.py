@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, List, NamedTuple, Optional
 
 import torch
@@ -10,9 +11,11 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from tqdm.auto import trange
 
 from .branching import BranchManager, WaveState
+from .physics.integrators import INTEGRATORS, advance
 from .state import ParticleState
 
 Step = Callable[[ParticleState], ParticleState]
+HORIZON = ("warn", "raise", None)
 
 
 class Trajectory(NamedTuple):
@@ -23,8 +26,8 @@ class Trajectory(NamedTuple):
 
 
 def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = False,
-            checkpoint: bool = False) -> Trajectory:
-    """Apply ``step`` ``steps`` times; gradients flow through every step.
+            checkpoint: bool = False, integrator: Optional[str] = None, horizon: Optional[str] = "warn") -> Trajectory:
+    r"""Apply ``step`` ``steps`` times; gradients flow through every step.
 
     The step rebuilds its collision graph from the current positions at every
     call (inject a :class:`~sparse_universe.NeighborList` into the step to
@@ -44,17 +47,43 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
             storing its activations: memory O(T N d) instead of O(T E hidden),
             at about one extra forward. The random draws are replayed, so
             gradients are unchanged. (default: ``False``)
+        integrator (str, optional): ``"euler"``, ``"semi-implicit"``, ``"verlet"``
+            or ``"rk4"`` (see :mod:`sparse_universe.physics.integrators`), for
+            steps with ``acceleration(state)`` and ``dt`` such as
+            :class:`~sparse_universe.physics.PairForceStep`; ``None`` calls
+            ``step(state)``. (default: ``None``)
+        horizon (str, optional): the collision-horizon (CFL) check of seed 002.
+            If :math:`\max_i \lVert v_i \rVert \Delta t` exceeds the step's
+            collision distance ``eps``, a particle can pass through a collision
+            partner without ever being within ``eps`` of it. ``"warn"`` warns
+            once per rollout, ``"raise"`` raises :class:`CollisionHorizonError`,
+            ``None`` skips the check (one device sync per step). (default: ``"warn"``)
 
     Shapes:
         -> pos ``(T + 1, N, d)``, vel ``(T + 1, N, d)``.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"Expected 'steps' to be an int >= 0 (got {steps!r})")
+    if horizon not in HORIZON:
+        raise ValueError(f"Expected 'horizon' in {HORIZON} (got {horizon!r})")
+    check = _HorizonCheck(step, horizon)
     if isinstance(step, BranchManager):
-        return _wave_rollout(step, WaveState.from_particles(state), steps, progress)
+        if integrator is not None:
+            raise ValueError("Expected 'integrator=None' in wave mode (the branch manager samples velocities)")
+        return _wave_rollout(step, WaveState.from_particles(state), steps, progress, check)
+    if integrator is not None:
+        if integrator not in INTEGRATORS:
+            raise ValueError(f"Expected 'integrator' in {INTEGRATORS} (got {integrator!r})")
+        if not hasattr(step, "acceleration"):
+            raise TypeError(f"Expected a step with 'acceleration(state)' for integrator={integrator!r} "
+                            f"(got {type(step).__name__})")
     positions, velocities = [state.pos], [state.vel]
+    cached = None
     for _ in trange(steps, desc="rollout", disable=not progress, leave=False):
-        if checkpoint and torch.is_grad_enabled():
+        check(state)
+        if integrator is not None:
+            state, cached = advance(integrator, step.acceleration, state, step.dt, cached)
+        elif checkpoint and torch.is_grad_enabled():
             pos, vel = _checkpoint(_advance, step, state, state.pos, state.vel, use_reentrant=False)
             state = state.evolve(pos, vel)
         else:
@@ -64,14 +93,44 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
     return Trajectory(torch.stack(positions), torch.stack(velocities), state)
 
 
+class CollisionHorizonError(RuntimeError):
+    """A particle moves farther than the collision distance in one step."""
+
+
+class _HorizonCheck:
+    r"""Seed 002's CFL condition, :math:`\max \lVert v \rVert \Delta t \le \epsilon`."""
+
+    def __init__(self, step: Step, mode: Optional[str]) -> None:
+        inner = step.step if isinstance(step, BranchManager) else step
+        self.eps, self.dt = getattr(inner, "eps", None), getattr(inner, "dt", None)
+        self.mode = mode if self.eps is not None and self.dt is not None else None
+        self.warned = False
+
+    def __call__(self, state: ParticleState) -> None:
+        if self.mode is None or self.warned or state.num_particles == 0:
+            return
+        speed = float(state.vel.detach().norm(dim=-1).max())
+        if speed * self.dt <= self.eps:
+            return
+        message = (f"Collision horizon exceeded: max |v| * dt = {speed * self.dt:.4g} > eps = {self.eps:.4g} "
+                   f"(max |v| = {speed:.4g}, dt = {self.dt:.4g}); particles can pass through each other "
+                   f"between steps. Lower dt or speeds, or raise eps.")
+        if self.mode == "raise":
+            raise CollisionHorizonError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        self.warned = True
+
+
 def _advance(step: Step, state: ParticleState, pos: Tensor, vel: Tensor):
     nxt = step(state.evolve(pos, vel))
     return nxt.pos, nxt.vel
 
 
-def _wave_rollout(manager: BranchManager, wave: WaveState, steps: int, progress: bool) -> Trajectory:
+def _wave_rollout(manager: BranchManager, wave: WaveState, steps: int, progress: bool,
+                  check: _HorizonCheck) -> Trajectory:
     positions, velocities, waves = [wave.copies.pos], [wave.copies.vel], []
     for _ in trange(steps, desc="rollout (waves)", disable=not progress, leave=False):
+        check(wave.copies)
         wave, measured = manager(wave)
         velocities.append((measured - positions[-1]) / manager.step.dt)
         positions.append(measured)

@@ -12,8 +12,8 @@ from torch_geometric.data import Data
 from .neighbors.checks import check_pos
 
 FIELDS = ("pos", "vel", "spin", "token", "score", "batch")
-#: Optional per-particle fields, ``None`` when absent: name -> dtype kind.
-OPTIONAL = {"fixed": torch.bool}
+#: Optional per-particle fields, ``None`` when absent: ``fixed`` is bool, the others floating like ``pos``.
+OPTIONAL = ("fixed", "mass", "charge")
 
 
 @dataclass
@@ -27,11 +27,15 @@ class ParticleState:
     step at once without meeting.
 
     ``fixed`` (optional) marks obstacles, e.g. the walls of a double slit:
-    they take part in every collision but neither move nor branch.
+    they take part in every collision but neither move nor branch. ``mass``
+    (positive) and ``charge`` (optional) are read by the physics
+    (:mod:`sparse_universe.physics`); absent, every mass is 1. A charge may
+    come from the spin if a model wants one, e.g. ``charge=spin[:, 0]`` or a
+    learned ``Linear(spin)``; the state itself keeps them separate.
 
     Shapes:
         pos, vel, spin ``(N, d)``; token ``(N,)`` int64; score ``(N,)``;
-        batch ``(N,)`` int64; fixed ``(N,)`` bool or ``None``.
+        batch ``(N,)`` int64; fixed ``(N,)`` bool, mass and charge ``(N,)``, or ``None``.
     """
 
     pos: Tensor
@@ -41,11 +45,14 @@ class ParticleState:
     score: Tensor
     batch: Tensor
     fixed: Optional[Tensor] = None
+    mass: Optional[Tensor] = None
+    charge: Optional[Tensor] = None
 
     def __init__(self, pos: Tensor, vel: Optional[Tensor] = None, spin: Optional[Tensor] = None,
                  token: Optional[Tensor] = None, score: Optional[Tensor] = None,
                  batch: Optional[Tensor] = None, num_tokens: Optional[int] = None,
-                 fixed: Optional[Tensor] = None) -> None:
+                 fixed: Optional[Tensor] = None, mass: Optional[Tensor] = None,
+                 charge: Optional[Tensor] = None) -> None:
         pos = check_pos(pos)
         n = pos.size(0)
         self.pos = pos
@@ -54,7 +61,7 @@ class ParticleState:
         self.token = torch.zeros(n, dtype=torch.long, device=pos.device) if token is None else token
         self.score = torch.ones(n, dtype=pos.dtype, device=pos.device) if score is None else score
         self.batch = torch.zeros(n, dtype=torch.long, device=pos.device) if batch is None else batch
-        self.fixed = fixed
+        self.fixed, self.mass, self.charge = fixed, mass, charge
         self.validate(num_tokens)
 
     def validate(self, num_tokens: Optional[int] = None) -> ParticleState:
@@ -72,11 +79,19 @@ class ParticleState:
             if value.dtype.is_floating_point != floating:
                 kind = "floating" if floating else "integer"
                 raise TypeError(f"Expected '{name}' to be {kind} (got {value.dtype})")
-        for name, dtype in OPTIONAL.items():
+        for name in OPTIONAL:
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, Tensor) or value.shape != (n,) or value.dtype != dtype):
+            if value is None:
+                continue
+            kind = "torch.bool" if name == "fixed" else "floating"
+            if not (isinstance(value, Tensor) and value.shape == (n,)
+                    and (value.dtype == torch.bool if name == "fixed" else value.dtype.is_floating_point)):
                 got = f"{value.dtype} of shape {tuple(value.shape)}" if isinstance(value, Tensor) else repr(value)
-                raise ValueError(f"Expected '{name}' to be None or a {dtype} tensor of shape ({n},) (got {got})")
+                raise ValueError(f"Expected '{name}' to be None or a {kind} tensor of shape ({n},) (got {got})")
+        if self.mass is not None and not bool((self.mass > 0).all() & torch.isfinite(self.mass).all()):
+            raise ValueError(f"Expected 'mass' > 0 and finite (got min {float(self.mass.min())})")
+        if self.charge is not None and not bool(torch.isfinite(self.charge).all()):
+            raise ValueError("Expected 'charge' to be finite (got NaN or inf)")
         if not bool(torch.isfinite(self.score).all()):
             raise ValueError(f"Expected 'score' to be finite (got {int((~torch.isfinite(self.score)).sum())} bad)")
         for name in self.present():
@@ -134,7 +149,7 @@ class ParticleState:
 
     def to(self, *args, **kwargs) -> ParticleState:
         moved = {name: getattr(self, name).to(*args, **kwargs) for name in self.present()}
-        for name in ("token", "batch", *OPTIONAL):  # integer and bool fields keep their dtype
+        for name in ("token", "batch", "fixed"):  # integer and bool fields keep their dtype
             if name in moved:
                 moved[name] = getattr(self, name).to(moved["pos"].device)
         return ParticleState(**moved)
@@ -154,5 +169,9 @@ class ParticleState:
                    **{name: getattr(data, name, None) for name in OPTIONAL})
 
     def __repr__(self) -> str:
-        universes = int(self.batch.max()) + 1 if self.num_particles else 0
-        return f"ParticleState(N={self.num_particles}, d={self.dim}, universes={universes})"
+        return f"ParticleState(N={self.num_particles}, d={self.dim}, universes={num_universes(self)})"
+
+
+def num_universes(state: ParticleState) -> int:
+    """``B``: one more than the largest batch id (0 for an empty state)."""
+    return int(state.batch.max()) + 1 if state.num_particles else 0

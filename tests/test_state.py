@@ -72,3 +72,14 @@ def test_fixed_mask_round_trips_and_is_validated():
     assert torch.equal(pos[:3], s.pos[:3]) and torch.equal(pos[3:], s.pos[3:] + 1) and torch.equal(vel[:3], s.vel[:3])
     with pytest.raises(ValueError, match="'fixed'.*torch.bool.*\\(10,\\)"):
         ParticleState(s.pos, fixed=torch.zeros(10))
+
+
+def test_mass_and_charge_are_optional_validated_and_carried():
+    s = _state().replace(mass=torch.rand(10) + 0.5, charge=torch.randn(10))
+    back = ParticleState.from_data(s.to_data())
+    assert torch.equal(back.mass, s.mass) and torch.equal(back.charge, s.charge) and back.fixed is None
+    assert s.to(torch.float64).mass.dtype == torch.float64
+    with pytest.raises(ValueError, match="'mass' > 0"):
+        ParticleState(s.pos, mass=torch.zeros(10))
+    with pytest.raises(ValueError, match="'charge'.*floating.*\\(10,\\)"):
+        ParticleState(s.pos, charge=torch.ones(10, dtype=torch.long))

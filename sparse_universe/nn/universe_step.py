@@ -137,6 +137,11 @@ class UniverseStep(nn.Module):
         v_hat = self.mlp2(torch.cat(parts, -1))
         return state.vel + self.dt * v_hat if self.inertia else v_hat
 
+    @property
+    def eps(self) -> float:
+        r"""The collision distance :math:`\epsilon`."""
+        return self.collide.eps
+
     def graph(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
         """Every pair within the collision layer's search radius (see :meth:`CollisionConv.graph`)."""
         return self.collide.graph(pos, batch)

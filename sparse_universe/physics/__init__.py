@@ -1,6 +1,8 @@
-"""Known physics: fixed pair potentials driving the universe's engine."""
+"""Known physics: pair potentials driving the universe's engine, integrators and observables."""
 
-from .potentials import LennardJones, PairPotential, SoftSphere
+from . import observables
+from .integrators import INTEGRATORS
+from .potentials import Coulomb, LennardJones, PairPotential, SoftSphere
 from .step import PairForceStep
 
-__all__ = ["LennardJones", "PairForceStep", "PairPotential", "SoftSphere"]
+__all__ = ["INTEGRATORS", "Coulomb", "LennardJones", "PairForceStep", "PairPotential", "SoftSphere", "observables"]

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import Tensor, nn
 
 
 class PairPotential(nn.Module):
-    """A radial pair potential, zero beyond ``cutoff``; subclasses give :meth:`energy` and :meth:`force`."""
+    """A radial pair potential, zero beyond ``cutoff``; subclasses give :meth:`energy` and :meth:`force`.
+
+    ``qq`` is the product of the pair's charges :math:`q_i q_j` ``(E,)``,
+    given to potentials with ``uses_charge`` (and ``None`` to the others).
+    """
 
     cutoff: float
+    uses_charge: bool = False
 
-    def energy(self, dist: Tensor) -> Tensor:
+    def energy(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
         """:math:`u(r)` of each pair ``(E,)`` (pairs beyond the cut-off give 0)."""
         raise NotImplementedError
 
-    def force(self, dist: Tensor) -> Tensor:
+    def force(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
         """:math:`-u'(r)` of each pair ``(E,)``: positive pushes the pair apart."""
         raise NotImplementedError
 
@@ -53,11 +60,11 @@ class LennardJones(PairPotential):
         """The WCA potential: LJ cut and shifted at its minimum, :math:`2^{1/6}\\sigma`."""
         return cls(epsilon, sigma, 2 ** (1 / 6) * sigma)
 
-    def energy(self, dist: Tensor) -> Tensor:
+    def energy(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
         s6 = (self.sigma / dist) ** 6
         return (4 * self.epsilon * (s6 * s6 - s6) - self.shift) * (dist <= self.cutoff)
 
-    def force(self, dist: Tensor) -> Tensor:
+    def force(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
         s6 = (self.sigma / dist) ** 6
         return 24 * self.epsilon * (2 * s6 * s6 - s6) / dist * (dist <= self.cutoff)
 
@@ -86,11 +93,55 @@ class SoftSphere(PairPotential):
         self.epsilon, self.sigma = float(epsilon), float(sigma)
         self.cutoff = self.sigma
 
-    def energy(self, dist: Tensor) -> Tensor:
+    def energy(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
         return self.epsilon * (1 - dist / self.sigma).clamp_min(0) ** 2
 
-    def force(self, dist: Tensor) -> Tensor:
+    def force(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
         return 2 * self.epsilon / self.sigma * (1 - dist / self.sigma).clamp_min(0)
 
     def extra_repr(self) -> str:
         return f"epsilon={self.epsilon}, sigma={self.sigma}"
+
+
+class Coulomb(PairPotential):
+    r"""Softened Coulomb, shifted to zero at the cut-off:
+
+    .. math::
+        u(r) = k\, q_i q_j \left(\frac{1}{\sqrt{r^2+\delta^2}} - \frac{1}{\sqrt{r_c^2+\delta^2}}\right)
+        \quad (r \le r_c)
+
+    Like charges repel. Needs the state's ``charge``. Truncation makes a
+    long-range force local, which is fine for screened or neutral systems and
+    for tests of the engine, not for bare long-range electrostatics.
+
+    Args:
+        strength (float): :math:`k`. (default: ``1.0``)
+        softening (float): :math:`\delta`. (default: ``0.1``)
+        cutoff (float): :math:`r_c`. (default: ``3.0``)
+    """
+
+    uses_charge = True
+
+    def __init__(self, strength: float = 1.0, softening: float = 0.1, cutoff: float = 3.0) -> None:
+        super().__init__()
+        if not softening >= 0 or not cutoff > 0:
+            raise ValueError(f"Expected 'softening' >= 0 and 'cutoff' > 0 (got {softening}, {cutoff})")
+        self.strength, self.softening, self.cutoff = float(strength), float(softening), float(cutoff)
+        self.shift = (self.cutoff**2 + self.softening**2) ** -0.5
+
+    def energy(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
+        inv = (dist * dist + self.softening**2).rsqrt()
+        return self.strength * _charges(qq) * (inv - self.shift) * (dist <= self.cutoff)
+
+    def force(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
+        inv = (dist * dist + self.softening**2).rsqrt()
+        return self.strength * _charges(qq) * dist * inv**3 * (dist <= self.cutoff)
+
+    def extra_repr(self) -> str:
+        return f"strength={self.strength}, softening={self.softening}, cutoff={self.cutoff}"
+
+
+def _charges(qq: Optional[Tensor]) -> Tensor:
+    if qq is None:
+        raise ValueError("Expected charges: this potential needs a state with 'charge' set")
+    return qq

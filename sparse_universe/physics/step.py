@@ -12,16 +12,16 @@ from ..neighbors import radius_graph
 from ..neighbors.checks import check_box
 from ..neighbors.geometry import edge_vectors, exact_r2
 from ..nn.inverse_distance_conv import inverse_distance
-from ..state import ParticleState
+from ..state import ParticleState, num_universes
 from ..typing import PerAxis
 from .potentials import PairPotential
 
 
 class PairForceStep(nn.Module):
-    r"""One step of Newtonian particles under a fixed pair potential (unit masses).
+    r"""One step of Newtonian particles under a fixed pair potential.
 
     .. math::
-        a_i = \sum_{j:\, r_{ij} \le r_c} -u'(r_{ij})\, \frac{x_i - x_j}{r_{ij}}, \qquad
+        a_i = \frac{1}{m_i} \sum_{j:\, r_{ij} \le r_c} -u'(r_{ij})\, \frac{x_i - x_j}{r_{ij}}, \qquad
         v'_i = v_i + \Delta t\, a_i, \qquad x'_i = x_i + \Delta t\, v'_i
 
     the seed's update order (velocity first, then ``x += v``), i.e. the
@@ -29,7 +29,8 @@ class PairForceStep(nn.Module):
     as the learned universe (``r_c`` = the potential's cut-off), so this is the
     engine with known physics in place of the MLPs: a check of the engine as a
     simulator, and a fixed world for waves (walls of ``fixed`` particles).
-    Gradients flow through the forces to positions and velocities.
+    Gradients flow through the forces to positions and velocities. Masses
+    and charges come from the state (unit masses when it has none).
 
     With ``sigma > 0`` and in training mode, the new velocity is sampled as in
     the seed's variational velocity, :math:`v' + \varphi(\nu - v')`,
@@ -52,6 +53,11 @@ class PairForceStep(nn.Module):
         self.potential, self.dt, self.sigma, self.delta = potential, float(dt), float(sigma), float(delta)
         self.box, self.periodic = box, periodic
 
+    @property
+    def eps(self) -> float:
+        """The collision distance: the potential's cut-off."""
+        return self.potential.cutoff
+
     def graph(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
         """Every pair within the potential's cut-off."""
         return radius_graph(pos, self.potential.cutoff, batch, box=self.box, periodic=self.periodic)
@@ -61,13 +67,31 @@ class PairForceStep(nn.Module):
         _, dist = edge_vectors(pos.detach(), edge_index, check_box(self.box, self.periodic, pos))
         return dist * dist <= exact_r2(self.potential.cutoff, dist.dtype), inverse_distance(dist, self.delta)
 
-    def acceleration(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
-        """:math:`a_i` ``(N, d)``; ``edge_index`` must hold every pair within the cut-off."""
+    def pairs(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor,
+                                                                                       Optional[Tensor]]:
+        """``edge_index`` (built if not given), edge vectors, lengths and charge products of every pair."""
         if edge_index is None:
             edge_index = self.graph(state.pos, state.batch)
         vec, dist = edge_vectors(state.pos, edge_index, check_box(self.box, self.periodic, state.pos))
-        force = (self.potential.force(dist) / dist)[:, None] * vec  # on the target, from the source
-        return scatter(force, edge_index[1], 0, state.num_particles, "sum")
+        qq = None
+        if self.potential.uses_charge:
+            if state.charge is None:
+                raise ValueError(f"Expected a state with 'charge' for {self.potential.__class__.__name__}")
+            qq = state.charge.index_select(0, edge_index[0]) * state.charge.index_select(0, edge_index[1])
+        return edge_index, vec, dist, qq
+
+    def acceleration(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
+        """:math:`a_i = F_i / m_i` ``(N, d)``; ``edge_index`` must hold every pair within the cut-off."""
+        edge_index, vec, dist, qq = self.pairs(state, edge_index)
+        force = (self.potential.force(dist, qq) / dist)[:, None] * vec  # on the target, from the source
+        total = scatter(force, edge_index[1], 0, state.num_particles, "sum")
+        return total if state.mass is None else total / state.mass[:, None]
+
+    def potential_energy(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
+        """Potential energy of each universe ``(B,)``: every pair counted once."""
+        edge_index, _, dist, qq = self.pairs(state, edge_index)
+        per_edge = 0.5 * self.potential.energy(dist, qq)  # each unordered pair is two edges
+        return scatter(per_edge, state.batch.index_select(0, edge_index[1]), 0, num_universes(state), "sum")
 
     def velocity(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
         """The deterministic new velocity :math:`v + \\Delta t\\, a` ``(N, d)``."""
