@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from .experiments import bench_step, double_slit, scaling, train_path, waves_vs_particles
+from .experiments import bench_step, double_slit, infer, scaling, train_path, waves_vs_particles
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -32,6 +32,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                description=double_slit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     double_slit.build_parser(slit)
     slit.set_defaults(run=double_slit.execute)
+    inference = commands.add_parser("infer", help="seed 001: learn particles from a CSV of measurements",
+                                    description=infer.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    infer.build_parser(inference)
+    inference.set_defaults(run=infer.execute)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -119,3 +119,39 @@ def plot_double_slit(rows: Sequence[dict], wave, cfg, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_inference(history: Sequence[dict], model, truth, path: Path) -> Path:
+    """Loss per window; the learned particles (size: mass, colour: charge); learned vs true covariances."""
+    import torch
+
+    panels = 3 if truth is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    loss = torch.tensor([h["loss"] for h in history])
+    width = max(1, len(loss) // 50)
+    smooth = loss.unfold(0, width, width).mean(1) if len(loss) >= width else loss
+    axes[0].plot(range(len(loss)), loss, color="0.8", lw=0.6, label="per window")
+    axes[0].plot([width * (i + 0.5) for i in range(len(smooth))], smooth, color="tab:blue", label="mean")
+    axes[0].set(xlabel="window (gradient step)", ylabel="loss per measurement", title="seed 001 loss")
+    axes[0].legend()
+    pos = model.pos.detach()
+    charge = model.charge.detach()
+    size = 40 * model.log_mass.detach().exp()
+    art = axes[1].scatter(pos[:, 0], pos[:, 1 % pos.size(1)], s=size, c=charge, cmap="coolwarm",
+                          vmin=-float(charge.abs().max()), vmax=float(charge.abs().max()))
+    fig.colorbar(art, ax=axes[1], label="charge")
+    axes[1].set(title="learned particles (size: mass)", xlabel="r0", ylabel="r1", aspect="equal")
+    if truth is not None:
+        learned = model.covariance().detach()
+        off = ~torch.eye(truth.size(0), dtype=torch.bool)
+        axes[2].scatter(truth[off], learned[off], s=6, alpha=0.6, label="covariances")
+        axes[2].scatter(truth.diagonal(), learned.diagonal(), s=12, label="variances (masses)")
+        lim = [float(truth.min()), float(truth.max())]
+        axes[2].plot(lim, lim, "k--", lw=1)
+        axes[2].set(xlabel="true K", ylabel="learned K", title="covariance recovered")
+        axes[2].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

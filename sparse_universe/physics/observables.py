@@ -12,12 +12,15 @@ measurement scale :math:`\epsilon`:
     U &= \sum_i \sum_{j \ne i} \frac{\epsilon^2 q_i q_j}{2 r_{ij}}, \qquad
     A_i = \sum_{j \ne i} \frac{q_j v_j}{r_{ij}} \\
     \mathcal{H} &= U - \sum_i \frac{(p_i + q_i A_i)^2}{2 m_i} \quad \text{(eq. 70)}, \qquad
-    \mathcal{M} = \sum_i \Big(\frac{D-1}{2}\log m_i - \frac{\epsilon^2 m_i^2}{2}\Big) \quad \text{(eq. 69)} \\
+    \mathcal{M} = \sum_i \Big(\frac{D-1}{2}\log m_i - \frac{\epsilon^2 m_i}{2}\Big) \quad \text{(eq. 65, 69)} \\
     \mathcal{L}_x &= \mathcal{C} - \mathcal{M} - \mathcal{H}, \qquad
     \mathcal{C} = \frac{(D+1)N}{2}\log 2\pi \quad \text{(eq. 65-68)}
 
-as written in the seed (with :math:`M`, its number of particles, written
-:math:`N` here). Note the sign: the seed's :math:`\mathcal{H}` is the
+as in the seed (with :math:`M`, its number of particles, written :math:`N`
+here). One reading is ours: eq. 69 prints :math:`\epsilon^2 m_i^2 / 2`, but
+eq. 65, from which it follows, has :math:`\epsilon^2 m_i / 2`
+(:math:`\mathbb{E}[x_i^2] / 2m_i` with :math:`\mathbb{E}[x_i] = \epsilon m_i`),
+so :math:`\mathcal{M}` uses :math:`m_i`. Note the sign: the seed's :math:`\mathcal{H}` is the
 Coulomb-like term *minus* the kinetic term with the vector potential.
 Distances may be softened, :math:`r \to \sqrt{r^2 + \delta^2}`, so that
 coincident particles stay finite.
@@ -108,9 +111,9 @@ def seed_hamiltonian(state: ParticleState, eps: float = 1.0, cutoff: Optional[fl
 
 
 def seed_mass_term(state: ParticleState, eps: float = 1.0) -> Tensor:
-    r"""Seed 001's :math:`\mathcal{M}` (eq. 69) per universe ``(B,)``."""
+    r"""Seed 001's :math:`\mathcal{M}` (eq. 69, with eq. 65's :math:`m_i`; see the module) per universe ``(B,)``."""
     m = masses(state)
-    per = 0.5 * (state.dim - 1) * torch.log(m) - 0.5 * eps**2 * m * m
+    per = 0.5 * (state.dim - 1) * torch.log(m) - 0.5 * eps**2 * m
     return scatter(per, state.batch, 0, num_universes(state), "sum")
 
 

@@ -62,7 +62,7 @@ def test_seed_loss_is_c_minus_m_minus_h():
     m = s.mass
     for b in range(2):
         mask = s.batch == b
-        mass_term = (0.5 * (3 - 1) * torch.log(m[mask]) - 0.5 * 0.7**2 * m[mask] ** 2).sum()
+        mass_term = (0.5 * (3 - 1) * torch.log(m[mask]) - 0.5 * 0.7**2 * m[mask]).sum()  # eq. 65's m_i
         assert torch.allclose(obs.seed_mass_term(s, 0.7)[b], mass_term)
         c = 0.5 * (3 + 1) * int(mask.sum()) * math.log(2 * math.pi)
         assert torch.allclose(obs.seed_loss(s, 0.7)[b], c - mass_term - obs.seed_hamiltonian(s, 0.7)[b])
