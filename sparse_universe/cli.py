@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from .experiments import bench_step, double_slit, infer, scaling, train_path, waves_vs_particles
+from .experiments import bench_step, double_slit, infer, scaling, string_wave, train_path, waves_vs_particles
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -36,6 +36,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                     description=infer.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     infer.build_parser(inference)
     inference.set_defaults(run=infer.execute)
+    string = commands.add_parser("string", help="seed 002's string and whip: wave speed against sqrt(T / mu)",
+                                 description=string_wave.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    string_wave.build_parser(string)
+    string.set_defaults(run=string_wave.execute)
     args = parser.parse_args(argv)
     args.run(args)
 

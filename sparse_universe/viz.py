@@ -155,3 +155,29 @@ def plot_inference(history: Sequence[dict], model, truth, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_string(results: dict, rows: Sequence[dict], path: Path) -> Path:
+    """Space-time heatmaps of the displacement (uniform string, whip) and the pulse speed along the string."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for ax, name in zip(axes, ("uniform", "whip")):
+        r = results[name]
+        y = r["y"]
+        limit = float(y.abs().max())
+        ax.imshow(y.numpy(), aspect="auto", origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                  extent=[float(r["x"][0]), float(r["x"][-1]), 0, float(r["all_times"][-1])])
+        ax.plot(r["peak"], r["times"], "k:", lw=1, label="tracked peak")
+        ax.set(title=f"{name}: displacement y(x, t)", xlabel="x", ylabel="t")
+        ax.legend(loc="upper left", fontsize=8)
+    for name, colour in (("uniform", "tab:blue"), ("whip", "tab:orange")):
+        sel = [r for r in rows if r["case"] == name]
+        axes[2].plot([r["x"] for r in sel], [r["measured"] for r in sel], "o", color=colour, label=f"{name}, measured")
+        axes[2].plot([r["x"] for r in sel], [r["predicted"] for r in sel], "-", color=colour,
+                     label=f"{name}, sqrt(T / mu(x))")
+    axes[2].set(title="pulse speed along the string", xlabel="x", ylabel="speed")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -2,7 +2,8 @@
 
 from . import observables
 from .integrators import INTEGRATORS
-from .potentials import Coulomb, LennardJones, PairPotential, SoftSphere
+from .potentials import Coulomb, Harmonic, LennardJones, PairPotential, SoftSphere, chain
 from .step import PairForceStep
 
-__all__ = ["INTEGRATORS", "Coulomb", "LennardJones", "PairForceStep", "PairPotential", "SoftSphere", "observables"]
+__all__ = ["INTEGRATORS", "Coulomb", "Harmonic", "LennardJones", "PairForceStep", "PairPotential", "SoftSphere",
+           "chain", "observables"]

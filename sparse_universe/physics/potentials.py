@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 
@@ -145,3 +147,38 @@ def _charges(qq: Optional[Tensor]) -> Tensor:
     if qq is None:
         raise ValueError("Expected charges: this potential needs a state with 'charge' set")
     return qq
+
+
+class Harmonic(PairPotential):
+    r"""A spring, :math:`u(r) = \frac{k}{2}(r - \ell_0)^2`, for bonds (no cut-off).
+
+    A chain of such springs at spacing :math:`a > \ell_0` is a string of
+    tension :math:`T = k (a - \ell_0)`.
+
+    Args:
+        stiffness (float): :math:`k`.
+        rest_length (float): :math:`\ell_0`. (default: ``0.0``)
+    """
+
+    cutoff = math.inf
+
+    def __init__(self, stiffness: float, rest_length: float = 0.0) -> None:
+        super().__init__()
+        if not stiffness > 0 or not rest_length >= 0:
+            raise ValueError(f"Expected 'stiffness' > 0 and 'rest_length' >= 0 (got {stiffness}, {rest_length})")
+        self.stiffness, self.rest_length = float(stiffness), float(rest_length)
+
+    def energy(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
+        return 0.5 * self.stiffness * (dist - self.rest_length) ** 2
+
+    def force(self, dist: Tensor, qq: Optional[Tensor] = None) -> Tensor:
+        return -self.stiffness * (dist - self.rest_length)
+
+    def extra_repr(self) -> str:
+        return f"stiffness={self.stiffness}, rest_length={self.rest_length}"
+
+
+def chain(n: int, device=None) -> Tensor:
+    """Bonds ``(2, n - 1)`` of a chain ``0 - 1 - ... - (n - 1)``."""
+    ids = torch.arange(n - 1, device=device)
+    return torch.stack([ids, ids + 1])

@@ -36,62 +36,87 @@ class PairForceStep(nn.Module):
     the seed's variational velocity, :math:`v' + \varphi(\nu - v')`,
     :math:`\nu \sim \mathcal{N}(v', \sigma^2 I)`.
 
+    ``bonds`` adds forces along fixed pairs whatever their distance (springs
+    along a chain: :func:`chain` and :class:`Harmonic`).
+
     Args:
-        potential (PairPotential): e.g. :class:`LennardJones`.
+        potential (PairPotential, optional): e.g. :class:`LennardJones`, over the radius graph.
         dt (float): time step. (default: ``0.01``)
         sigma (float): std of the variational velocity. (default: ``0.0``)
         delta (float): softening of the contact weight :math:`1/\sqrt{r^2+\delta^2}`
             used by the waves' entangling rule. (default: ``1e-3``)
         box, periodic: periodic box, as in :func:`~sparse_universe.radius_graph`.
+        bonds (Tensor, optional): ``(2, B)`` bonded pairs, each once. (default: ``None``)
+        bond (PairPotential, optional): the potential along every bond. (default: ``None``)
     """
 
-    def __init__(self, potential: PairPotential, dt: float = 0.01, sigma: float = 0.0, delta: float = 1e-3,
-                 box: Optional[PerAxis] = None, periodic: Optional[PerAxis] = None) -> None:
+    def __init__(self, potential: Optional[PairPotential] = None, dt: float = 0.01, sigma: float = 0.0,
+                 delta: float = 1e-3, box: Optional[PerAxis] = None, periodic: Optional[PerAxis] = None,
+                 bonds: Optional[Tensor] = None, bond: Optional[PairPotential] = None) -> None:
         super().__init__()
         if not dt > 0 or not sigma >= 0:
             raise ValueError(f"Expected 'dt' > 0 and 'sigma' >= 0 (got dt={dt}, sigma={sigma})")
+        if (bonds is None) != (bond is None) or (potential is None and bond is None):
+            raise ValueError("Expected a 'potential', or 'bonds' together with a 'bond' potential, or both")
+        if bonds is not None and (bonds.dim() != 2 or bonds.size(0) != 2 or bonds.dtype.is_floating_point):
+            raise ValueError(f"Expected integer 'bonds' of shape (2, B) (got {bonds.dtype}, {tuple(bonds.shape)})")
         self.potential, self.dt, self.sigma, self.delta = potential, float(dt), float(sigma), float(delta)
-        self.box, self.periodic = box, periodic
+        self.box, self.periodic, self.bond = box, periodic, bond
+        self.bonds = None if bonds is None else torch.cat([bonds, bonds.flip(0)], 1).long()  # both directions
 
     @property
-    def eps(self) -> float:
-        """The collision distance: the potential's cut-off."""
-        return self.potential.cutoff
+    def eps(self) -> Optional[float]:
+        """The collision distance: the potential's cut-off (``None`` with bonds only)."""
+        return None if self.potential is None else self.potential.cutoff
 
     def graph(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
-        """Every pair within the potential's cut-off."""
+        """Every pair within the potential's cut-off (none without a potential)."""
+        if self.potential is None:
+            return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
         return radius_graph(pos, self.potential.cutoff, batch, box=self.box, periodic=self.periodic)
 
     def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
         """Edges within the cut-off and their softened inverse distances, as constants of ``pos``."""
         _, dist = edge_vectors(pos.detach(), edge_index, check_box(self.box, self.periodic, pos))
-        return dist * dist <= exact_r2(self.potential.cutoff, dist.dtype), inverse_distance(dist, self.delta)
+        hit = dist * dist <= exact_r2(self.eps, dist.dtype) if self.eps is not None else torch.zeros_like(dist) > 0
+        return hit, inverse_distance(dist, self.delta)
 
-    def pairs(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor,
-                                                                                       Optional[Tensor]]:
-        """``edge_index`` (built if not given), edge vectors, lengths and charge products of every pair."""
-        if edge_index is None:
-            edge_index = self.graph(state.pos, state.batch)
-        vec, dist = edge_vectors(state.pos, edge_index, check_box(self.box, self.periodic, state.pos))
-        qq = None
-        if self.potential.uses_charge:
-            if state.charge is None:
-                raise ValueError(f"Expected a state with 'charge' for {self.potential.__class__.__name__}")
-            qq = state.charge.index_select(0, edge_index[0]) * state.charge.index_select(0, edge_index[1])
-        return edge_index, vec, dist, qq
+    def terms(self, state: ParticleState, edge_index: Optional[Tensor] = None):
+        """Per potential: ``(potential, edge_index, edge vectors, lengths, charge products)``.
+
+        ``edge_index`` (every pair within the cut-off) is built if not given;
+        bonds come both ways.
+        """
+        out = []
+        for potential, edges in ((self.potential, edge_index), (self.bond, self.bonds)):
+            if potential is None:
+                continue
+            if edges is None:
+                edges = self.graph(state.pos, state.batch)
+            vec, dist = edge_vectors(state.pos, edges, check_box(self.box, self.periodic, state.pos))
+            qq = None
+            if potential.uses_charge:
+                if state.charge is None:
+                    raise ValueError(f"Expected a state with 'charge' for {potential.__class__.__name__}")
+                qq = state.charge.index_select(0, edges[0]) * state.charge.index_select(0, edges[1])
+            out.append((potential, edges, vec, dist, qq))
+        return out
 
     def acceleration(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
         """:math:`a_i = F_i / m_i` ``(N, d)``; ``edge_index`` must hold every pair within the cut-off."""
-        edge_index, vec, dist, qq = self.pairs(state, edge_index)
-        force = (self.potential.force(dist, qq) / dist)[:, None] * vec  # on the target, from the source
-        total = scatter(force, edge_index[1], 0, state.num_particles, "sum")
+        total = torch.zeros_like(state.pos)
+        for potential, edges, vec, dist, qq in self.terms(state, edge_index):
+            force = (potential.force(dist, qq) / dist)[:, None] * vec  # on the target, from the source
+            total = total + scatter(force, edges[1], 0, state.num_particles, "sum")
         return total if state.mass is None else total / state.mass[:, None]
 
     def potential_energy(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
         """Potential energy of each universe ``(B,)``: every pair counted once."""
-        edge_index, _, dist, qq = self.pairs(state, edge_index)
-        per_edge = 0.5 * self.potential.energy(dist, qq)  # each unordered pair is two edges
-        return scatter(per_edge, state.batch.index_select(0, edge_index[1]), 0, num_universes(state), "sum")
+        total = state.pos.new_zeros(num_universes(state))
+        for potential, edges, _, dist, qq in self.terms(state, edge_index):
+            per_edge = 0.5 * potential.energy(dist, qq)  # each unordered pair is two edges
+            total = total + scatter(per_edge, state.batch.index_select(0, edges[1]), 0, total.numel(), "sum")
+        return total
 
     def velocity(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
         """The deterministic new velocity :math:`v + \\Delta t\\, a` ``(N, d)``."""
