@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from .experiments import bench_step, double_slit, infer, scaling, string_wave, train_path, waves_vs_particles
+from .experiments import (
+    bench_step,
+    double_slit,
+    infer,
+    lj_gas,
+    scaling,
+    string_wave,
+    train_path,
+    waves_vs_particles,
+)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -40,6 +49,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                  description=string_wave.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     string_wave.build_parser(string)
     string.set_defaults(run=string_wave.execute)
+    lj = commands.add_parser("lj", help="Lennard-Jones gas: energy drift by integrator; --bench: step cost",
+                             description=lj_gas.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lj_gas.build_parser(lj)
+    lj.set_defaults(run=lj_gas.execute)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -181,3 +181,20 @@ def plot_string(results: dict, rows: Sequence[dict], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_energy(rows: Sequence[dict], path: Path) -> Path:
+    """Relative energy drift against time, one line per integrator (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name in dict.fromkeys(r["integrator"] for r in rows):
+        sel = [r for r in rows if r["integrator"] == name and r["step"] > 0]
+        ax.semilogy([r["time"] for r in sel], [max(r["drift"], 1e-16) for r in sel], label=name)
+    ax.axhline(1e-3, ls="--", color="0.5", label="1e-3")
+    ax.set(xlabel="time (LJ units)", ylabel="|E(t) - E(0)| / |E(0)|", title="Lennard-Jones gas: energy drift")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

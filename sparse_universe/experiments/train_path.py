@@ -14,6 +14,10 @@ to the group, not to a fixed place). The loss is the seed's objective in the
 density reading (:func:`~sparse_universe.path_loss`). A checkpoint holds the
 model, the optimiser, the RNG state, the iteration and the loss history, so an
 interrupted run resumes to exactly the result of an uninterrupted one.
+Monitors (:mod:`sparse_universe.monitors`) watch every iteration for loss
+spikes, gradient-norm explosions and, with ``--drift-limit``, drift of the
+rollout's kinetic energy; they warn, or with ``--monitor-stop true`` stop
+the run with their message after saving the checkpoint.
 Writes ``train_path.csv``, ``train_path_loss.png`` and
 ``train_path_trajectories.png`` to ``--out``.
 """
@@ -31,6 +35,7 @@ from torch import Tensor
 from tqdm.auto import trange
 
 from ..losses import path_loss
+from ..monitors import EnergyDrift, GradNormExplosion, LossSpike, Monitor, TrainingStopped, check
 from ..nn import UniverseStep
 from ..simulate import rollout
 from ..state import ParticleState
@@ -59,6 +64,10 @@ class Config:
     clip: float = 1.0  # gradient-norm clip
     reading: str = "particle"  # training objective: "particle" (every member) or "density" (the group's region)
     seed: int = 0  # seeds the universes, the model and the sampling
+    spike_factor: float = 10.0  # monitor: loss above this x the recent median (0: off)
+    grad_limit: float = 1e4  # monitor: gradient norm before clipping (0: off)
+    drift_limit: float = 0.0  # monitor: relative kinetic-energy drift over a rollout (0: off)
+    monitor_stop: bool = False  # monitors stop the run (saving the checkpoint) instead of warning
 
 
 def make_path(cfg: Config) -> Tensor:
@@ -105,12 +114,28 @@ def targets(state: ParticleState, cfg: Config) -> Tensor:
     return centroids[:, None, :] + offsets[None]
 
 
-def loss_of(model: UniverseStep, state: ParticleState, cfg: Config, reading: str = "density") -> Tensor:
+def loss_of(model: UniverseStep, state: ParticleState, cfg: Config, reading: str = "density",
+            trajectory: Optional[list] = None) -> Tensor:
+    """The path loss of one rollout (appended to ``trajectory`` if given)."""
     traj = rollout(model, state, cfg.steps)
+    if trajectory is not None:
+        trajectory.append(traj)
     paths = targets(state, cfg)
     losses = [path_loss(traj.pos, paths[b], (state.batch == b) & (state.token == 0), reading=reading)
               for b in range(cfg.universes)]
     return torch.stack(losses).mean()
+
+
+def monitors_of(cfg: Config) -> List[Monitor]:
+    """The monitors the config asks for (a limit of 0 turns one off)."""
+    out: List[Monitor] = []
+    if cfg.spike_factor:
+        out.append(LossSpike(cfg.spike_factor, stop=cfg.monitor_stop))
+    if cfg.grad_limit:
+        out.append(GradNormExplosion(cfg.grad_limit, stop=cfg.monitor_stop))
+    if cfg.drift_limit:
+        out.append(EnergyDrift(cfg.drift_limit, stop=cfg.monitor_stop))
+    return out
 
 
 def evaluate(model: UniverseStep, state: ParticleState, cfg: Config) -> dict:
@@ -145,14 +170,24 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
         torch.set_rng_state(saved["rng"])
         start, history = saved["iteration"], saved["history"]
     model.train()
+    monitors = monitors_of(cfg)
     for it in trange(start, cfg.iterations, desc="train", initial=start, total=cfg.iterations, disable=not progress):
         opt.zero_grad()
-        loss = loss_of(model, state, cfg, cfg.reading)
+        rolled: list = []
+        loss = loss_of(model, state, cfg, cfg.reading, rolled)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)  # rollouts can explode gradients
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)  # rollouts can explode gradients
+        energy = 0.5 * (rolled[0].vel.detach() ** 2).sum((1, 2))  # unit masses, no potential: kinetic
+        try:
+            check(monitors, dict(iteration=it + 1, loss=loss.item(), grad_norm=float(norm), energy=energy))
+        except TrainingStopped as stop:
+            if checkpoint is not None:
+                save(checkpoint, model, opt, sched, it, history, cfg)
+            print(f"training stopped: {stop}")
+            break
         opt.step()
         sched.step()
-        history.append({"iteration": it + 1, "loss": loss.item()})
+        history.append({"iteration": it + 1, "loss": loss.item(), "grad_norm": float(norm)})
         if checkpoint is not None and ((it + 1) % save_every == 0 or it + 1 == cfg.iterations):
             save(checkpoint, model, opt, sched, it + 1, history, cfg)
     return history

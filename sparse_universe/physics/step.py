@@ -11,7 +11,8 @@ from torch_geometric.utils import scatter
 from ..neighbors import radius_graph
 from ..neighbors.checks import check_box
 from ..neighbors.geometry import edge_vectors, exact_r2
-from ..nn.inverse_distance_conv import inverse_distance
+from ..nn.collision_conv import NeighborSearch
+from ..nn.inverse_distance_conv import as_edge_index, inverse_distance
 from ..state import ParticleState, num_universes
 from ..typing import PerAxis
 from .potentials import PairPotential
@@ -46,13 +47,18 @@ class PairForceStep(nn.Module):
         delta (float): softening of the contact weight :math:`1/\sqrt{r^2+\delta^2}`
             used by the waves' entangling rule. (default: ``1e-3``)
         box, periodic: periodic box, as in :func:`~sparse_universe.radius_graph`.
+        neighbor_search (callable, optional): ``(pos, batch) -> edge_index`` with every
+            pair within the cut-off, e.g. a :class:`~sparse_universe.NeighborList`'s
+            ``update`` (what MD codes do: rebuilt only when particles moved).
+            (default: :func:`~sparse_universe.radius_graph`)
         bonds (Tensor, optional): ``(2, B)`` bonded pairs, each once. (default: ``None``)
         bond (PairPotential, optional): the potential along every bond. (default: ``None``)
     """
 
     def __init__(self, potential: Optional[PairPotential] = None, dt: float = 0.01, sigma: float = 0.0,
                  delta: float = 1e-3, box: Optional[PerAxis] = None, periodic: Optional[PerAxis] = None,
-                 bonds: Optional[Tensor] = None, bond: Optional[PairPotential] = None) -> None:
+                 neighbor_search: Optional[NeighborSearch] = None, bonds: Optional[Tensor] = None,
+                 bond: Optional[PairPotential] = None) -> None:
         super().__init__()
         if not dt > 0 or not sigma >= 0:
             raise ValueError(f"Expected 'dt' > 0 and 'sigma' >= 0 (got dt={dt}, sigma={sigma})")
@@ -61,7 +67,7 @@ class PairForceStep(nn.Module):
         if bonds is not None and (bonds.dim() != 2 or bonds.size(0) != 2 or bonds.dtype.is_floating_point):
             raise ValueError(f"Expected integer 'bonds' of shape (2, B) (got {bonds.dtype}, {tuple(bonds.shape)})")
         self.potential, self.dt, self.sigma, self.delta = potential, float(dt), float(sigma), float(delta)
-        self.box, self.periodic, self.bond = box, periodic, bond
+        self.box, self.periodic, self.bond, self.neighbor_search = box, periodic, bond, neighbor_search
         self.bonds = None if bonds is None else torch.cat([bonds, bonds.flip(0)], 1).long()  # both directions
 
     @property
@@ -73,6 +79,8 @@ class PairForceStep(nn.Module):
         """Every pair within the potential's cut-off (none without a potential)."""
         if self.potential is None:
             return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
+        if self.neighbor_search is not None:
+            return as_edge_index(self.neighbor_search(pos, batch))
         return radius_graph(pos, self.potential.cutoff, batch, box=self.box, periodic=self.periodic)
 
     def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
