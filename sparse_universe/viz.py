@@ -25,11 +25,7 @@ def plot_scaling(rows: Sequence, path: Path) -> Path:
         ax.legend()
     big = max(rows, key=lambda r: r.n)  # the least affected by the cube's boundary
     fig.suptitle(f"~{big.edges / max(big.n, 1):.0f} neighbours per point, device: {big.device}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_training(history: Sequence[dict], untrained, trained, state, paths, out: Path) -> None:
@@ -76,11 +72,7 @@ def plot_methods(rows: Sequence[dict], threshold: float, path: Path, title: str)
     ax.set_xticks(range(len(methods)), methods)
     ax.set(ylabel="final path loss (particle reading, eval)", title=title)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_double_slit(rows: Sequence[dict], wave, cfg, path: Path) -> Path:
@@ -114,11 +106,7 @@ def plot_double_slit(rows: Sequence[dict], wave, cfg, path: Path) -> Path:
                       color="0.9")
     right.set(title=f"measured hits on the screen at x = {cfg.screen} (slits shaded)", xlabel="y", ylabel="count")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_inference(history: Sequence[dict], model, truth, path: Path) -> Path:
@@ -150,11 +138,7 @@ def plot_inference(history: Sequence[dict], model, truth, path: Path) -> Path:
         axes[2].plot(lim, lim, "k--", lw=1)
         axes[2].set(xlabel="true K", ylabel="learned K", title="covariance recovered")
         axes[2].legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_string(results: dict, rows: Sequence[dict], path: Path) -> Path:
@@ -176,11 +160,7 @@ def plot_string(results: dict, rows: Sequence[dict], path: Path) -> Path:
                      label=f"{name}, sqrt(T / mu(x))")
     axes[2].set(title="pulse speed along the string", xlabel="x", ylabel="speed")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_energy(rows: Sequence[dict], path: Path) -> Path:
@@ -193,6 +173,10 @@ def plot_energy(rows: Sequence[dict], path: Path) -> Path:
     ax.set(xlabel="time (LJ units)", ylabel="|E(t) - E(0)| / |E(0)|", title="Lennard-Jones gas: energy drift")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -6,7 +6,7 @@ import argparse
 import csv
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Sequence, Type, TypeVar
+from typing import Any, Optional, Sequence, Type, TypeVar
 
 C = TypeVar("C")
 
@@ -30,5 +30,27 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: type) -> argpa
     return parser
 
 
+def config_parser(config: type):
+    """A ``build_parser`` for an experiment configured by dataclass ``config`` alone (plus ``--out``)."""
+    def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        add_config_arguments(parser, config)
+        parser.add_argument("--out", type=Path, default=Path("data"))
+        return parser
+    return build_parser
+
+
 def config_from_args(config: Type[C], args: argparse.Namespace) -> C:
     return config(**{f.name: getattr(args, f.name) for f in fields(config)})
+
+
+def command_main(module: str, argv: Optional[Sequence[str]]) -> Any:
+    """Run experiment ``module`` (a name in this package) as ``sparse-universe <command>`` would."""
+    from importlib import import_module
+
+    from ..cli import COMMANDS
+
+    mod = import_module(f"{__name__}.{module}")
+    prog = next(name for name, m, _ in COMMANDS if m is mod)
+    parser = mod.build_parser(argparse.ArgumentParser(prog=f"sparse-universe {prog}", description=mod.__doc__,
+                                                      formatter_class=argparse.RawDescriptionHelpFormatter))
+    return mod.execute(parser.parse_args(argv))

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..branching import BranchManager, WaveState
 from ..nn import UniverseStep
 from ..state import ParticleState
-from . import write_csv
+from . import command_main, write_csv
 from .scaling import loglog_slope, radius_for
 
 
@@ -187,9 +187,7 @@ def execute_waves(args: argparse.Namespace, device: torch.device) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe bench-step", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("bench_step", argv)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -43,7 +42,7 @@ from ..branching import BranchManager
 from ..physics import PairForceStep, SoftSphere
 from ..simulate import Trajectory, rollout
 from ..state import ParticleState
-from . import add_config_arguments, config_from_args, write_csv
+from . import command_main, config_from_args, config_parser, write_csv
 
 
 @dataclass
@@ -138,10 +137,7 @@ def summary(rows: List[dict]) -> str:
     return "\n".join(lines)
 
 
-def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    add_config_arguments(parser, Config)
-    parser.add_argument("--out", type=Path, default=Path("data"))
-    return parser
+build_parser = config_parser(Config)
 
 
 def execute(args: argparse.Namespace) -> List[dict]:
@@ -157,9 +153,7 @@ def execute(args: argparse.Namespace) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe double-slit", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("double_slit", argv)
 
 
 if __name__ == "__main__":

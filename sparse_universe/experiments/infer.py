@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..inference import APPROXIMATIONS, CovarianceUniverse, infer, relative_error
-from . import write_csv
+from . import command_main, write_csv
 
 EXAMPLE = Path("data/measurements_example.csv")
 
@@ -126,9 +126,7 @@ def execute(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe infer", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("infer", argv)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from ..physics import INTEGRATORS, LennardJones, PairForceStep
 from ..physics.integrators import advance
 from ..physics.observables import kinetic_energy, momentum
 from ..state import ParticleState
-from . import write_csv
+from . import command_main, write_csv
 
 
 def lattice_gas(n: int, density: float, temperature: float, dtype=torch.float64, device="cpu", seed: int = 0):
@@ -149,9 +149,7 @@ def execute(args: argparse.Namespace) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe lj", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("lj_gas", argv)
 
 
 if __name__ == "__main__":

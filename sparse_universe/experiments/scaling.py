@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..neighbors import radius_graph
-from . import write_csv
+from . import command_main, write_csv
 
 #: Defaults in one place.
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -220,9 +220,7 @@ def table(rows: List[Row]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe scale", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("scaling", argv)
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

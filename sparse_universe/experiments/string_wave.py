@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 from ..physics import Harmonic, PairForceStep, chain
 from ..simulate import rollout
 from ..state import ParticleState
-from . import add_config_arguments, config_from_args, write_csv
+from . import command_main, config_from_args, config_parser, write_csv
 
 
 @dataclass
@@ -141,10 +140,7 @@ def local_speeds(cfg: Config, result: dict, bins: int = 8) -> List[dict]:
     return rows
 
 
-def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    add_config_arguments(parser, Config)
-    parser.add_argument("--out", type=Path, default=Path("data"))
-    return parser
+build_parser = config_parser(Config)
 
 
 def execute(args: argparse.Namespace) -> List[dict]:
@@ -171,9 +167,7 @@ def execute(args: argparse.Namespace) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe string", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("string_wave", argv)
 
 
 if __name__ == "__main__":

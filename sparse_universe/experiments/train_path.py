@@ -39,7 +39,7 @@ from ..monitors import EnergyDrift, GradNormExplosion, LossSpike, Monitor, Train
 from ..nn import UniverseStep
 from ..simulate import rollout
 from ..state import ParticleState
-from . import add_config_arguments, config_from_args, write_csv
+from . import add_config_arguments, command_main, config_from_args, write_csv
 
 
 @dataclass
@@ -240,9 +240,7 @@ def execute(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe train", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("train_path", argv)
 
 
 if __name__ == "__main__":

@@ -57,9 +57,9 @@ from ..losses import path_loss, wave_path_loss
 from ..physics import PairForceStep, SoftSphere
 from ..simulate import rollout
 from ..state import ParticleState
+from . import command_main, write_csv
 from . import double_slit as ds
 from . import train_path as tp
-from . import write_csv
 
 
 class Method(NamedTuple):
@@ -247,9 +247,7 @@ def execute(args: argparse.Namespace) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
-    parser = build_parser(argparse.ArgumentParser(prog="sparse-universe waves-vs-particles", description=__doc__,
-                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
-    return execute(parser.parse_args(argv))
+    return command_main("waves_vs_particles", argv)
 
 
 if __name__ == "__main__":
