@@ -31,6 +31,16 @@ def complete_graph(batch: Tensor) -> Tensor:
     return torch.stack([source, target])
 
 
+def contacts(pos: Tensor, edge_index: Tensor, eps: Optional[float], delta: float,
+             box: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    r"""Edges within ``eps`` by the exact test of :func:`radius_graph` (none if ``eps`` is ``None``), and
+    their softened inverse distances :math:`1/\sqrt{r^2 + \delta^2}`, as constants of ``pos``."""
+    source, target = edge_index
+    sq = pair_sq_dist(wrap(pos.detach(), box), target, source, box)
+    hit = sq <= exact_r2(eps, sq.dtype) if eps is not None else torch.zeros_like(sq, dtype=torch.bool)
+    return hit, torch.rsqrt(sq + delta**2)
+
+
 class CollisionConv(nn.Module):
     r"""The seed's sparsely localised collision aggregate, trainable through the cut-off.
 
@@ -116,11 +126,7 @@ class CollisionConv(nn.Module):
 
     def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
         r"""Edges in contact (:math:`\Gamma = 1`) and their softened :math:`w(r)`, as constants of ``pos``."""
-        box = check_box(self.box, self.periodic, pos)
-        source, target = edge_index
-        sq = pair_sq_dist(wrap(pos.detach(), box), target, source, box)
-        hit = sq <= exact_r2(self.eps, sq.dtype)
-        return hit, torch.rsqrt(sq + self.conv.delta**2)
+        return contacts(pos, edge_index, self.eps, self.conv.delta, check_box(self.box, self.periodic, pos))
 
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None,
                 edge_index: Optional[Tensor] = None) -> Tensor:

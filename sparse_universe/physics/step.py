@@ -10,9 +10,9 @@ from torch_geometric.utils import scatter
 
 from ..neighbors import radius_graph
 from ..neighbors.checks import check_box
-from ..neighbors.geometry import edge_vectors, exact_r2
-from ..nn.collision_conv import NeighborSearch
-from ..nn.inverse_distance_conv import as_edge_index, inverse_distance
+from ..neighbors.geometry import edge_vectors
+from ..nn.collision_conv import NeighborSearch, contacts
+from ..nn.inverse_distance_conv import as_edge_index
 from ..state import ParticleState, num_universes
 from ..typing import PerAxis
 from .potentials import PairPotential
@@ -85,9 +85,7 @@ class PairForceStep(nn.Module):
 
     def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
         """Edges within the cut-off and their softened inverse distances, as constants of ``pos``."""
-        _, dist = edge_vectors(pos.detach(), edge_index, check_box(self.box, self.periodic, pos))
-        hit = dist * dist <= exact_r2(self.eps, dist.dtype) if self.eps is not None else torch.zeros_like(dist) > 0
-        return hit, inverse_distance(dist, self.delta)
+        return contacts(pos, edge_index, self.eps, self.delta, check_box(self.box, self.periodic, pos))
 
     def terms(self, state: ParticleState, edge_index: Optional[Tensor] = None):
         """Per potential: ``(potential, edge_index, edge vectors, lengths, charge products)``.

@@ -16,4 +16,4 @@ def test_energy_rows_report_drift_and_momentum_for_each_integrator(tmp_path):
 def test_bench_times_a_step_and_the_graph():
     row = lj_gas.bench(2000, repeats=1)
     assert row["n"] == 2197 and row["edges"] > 0  # 13^3, rounded up to a cube
-    assert row["verlet_step_s"] > 0 and row["graph_s"] > 0 and row["ratio"] == row["verlet_step_s"] / row["graph_s"]
+    assert row["verlet_step_s"] > 0 and row["graph_s"] > 0
