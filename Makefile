@@ -17,16 +17,17 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --no-build-isolation -e ".[test]"
 	touch $@
 
+# The demo writes to data/demo/ (not the committed results in data/) and replaces its own earlier run.
 demo: $(STAMP)
-	$(BIN)/sparse-universe scale --max-n 1e5 --out data
-	$(BIN)/sparse-universe train --iterations 100 --out data
-	$(BIN)/sparse-universe double-slit --out data
+	$(BIN)/sparse-universe scale --max-n 1e5 --out data/demo --overwrite
+	$(BIN)/sparse-universe train --iterations 100 --out data/demo --overwrite
+	$(BIN)/sparse-universe double-slit --out data/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/sparse-universe scale --max-n 1e6 --out data
+	$(BIN)/sparse-universe scale --max-n 1e6 --out data --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check sparse_universe tests

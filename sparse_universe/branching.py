@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
+from .neighbors.checks import check_int, check_real
 from .nn import UniverseStep
 from .state import ParticleState
 
@@ -92,14 +93,10 @@ class BranchManager(nn.Module):
     def __init__(self, step: UniverseStep, num_copies: int = 4, num_heads: int = 4,
                  sigma: Optional[float] = None, interact_within: bool = False, temperature: float = 1.0) -> None:
         super().__init__()
-        for name, value in (("num_copies", num_copies), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected '{name}' to be an int >= 1 (got {value!r})")
-        if not temperature > 0:
-            raise ValueError(f"Expected 'temperature' > 0 (got {temperature})")
-        self.step, self.num_copies, self.num_heads = step, num_copies, num_heads
-        self.sigma = step.sigma if sigma is None else float(sigma)
-        self.interact_within, self.temperature = interact_within, float(temperature)
+        self.step = step
+        self.num_copies, self.num_heads = check_int(num_copies, "num_copies", 1), check_int(num_heads, "num_heads", 1)
+        self.sigma = check_real(step.sigma if sigma is None else sigma, "sigma", 0.0)
+        self.interact_within, self.temperature = interact_within, check_real(temperature, "temperature", 0.0, True)
 
     def forward(self, wave: WaveState) -> Tuple[WaveState, Tensor]:
         """Advance every copy one step; return the new wave and measured positions ``(N, d)``."""

@@ -1,12 +1,21 @@
-"""The ``sparse-universe`` command."""
+"""The ``sparse-universe`` command.
+
+Errors print one line, ``sparse-universe <command>: error: ...``, and exit
+with status 2 (``sparse-universe --debug <command>`` shows the traceback).
+A command refuses to replace results already in its ``--out`` folder unless
+given ``--overwrite`` (``train`` also continues with ``--resume``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Optional, Sequence
 
 from .experiments import (
+    add_overwrite,
     bench_step,
+    check_outputs,
     double_slit,
     infer,
     lj_gas,
@@ -16,7 +25,7 @@ from .experiments import (
     waves_vs_particles,
 )
 
-#: (command, module, one-line help); each module has build_parser(parser) and execute(args).
+#: (command, module, one-line help); each module has build_parser(parser), outputs(args) and execute(args).
 COMMANDS = (
     ("scale", scaling, "radius-graph scaling benchmark of every backend"),
     ("train", train_path, "train a universe to move a token group along a path"),
@@ -29,16 +38,39 @@ COMMANDS = (
 )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="sparse-universe", description="A differentiable universe of particles.")
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse prints the whole usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="sparse-universe", description="A differentiable universe of particles.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, module, summary in COMMANDS:
         sub = commands.add_parser(name, help=summary, description=module.__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.build_parser(sub)
-        sub.set_defaults(run=module.execute)
-    args = parser.parse_args(argv)
-    args.run(args)
+        add_overwrite(module.build_parser(sub))
+        sub.set_defaults(module=module)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        check_outputs(args.module.outputs(args), args)
+        args.module.execute(args)
+    except KeyboardInterrupt:
+        print(f"sparse-universe {args.command}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:
+        if args.debug:
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"sparse-universe {args.command}: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

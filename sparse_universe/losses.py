@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
+
+from .neighbors.checks import check_choice, check_real
 
 if TYPE_CHECKING:
     from .branching import WaveState
@@ -50,6 +53,13 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
     * ``"particle"``: every member follows it,
       :math:`-\frac{1}{|L|}\sum_{i\in L} \log \mathcal{N}(\ell_t; x_t^{(i)}, \sigma^2 I)`.
 
+    Non-finite positions (a diverged rollout) give a NaN loss, as torch's
+    losses do, so a training loop's own NaN check (or the
+    :class:`~sparse_universe.monitors.LossSpike` monitor) sees it; the first
+    time this happens in a process a ``RuntimeWarning`` names the first
+    non-finite step, which points at the cause (lower ``dt``, or mind the
+    collision horizon).
+
     ``positions`` are a rollout's ``(T + 1, N, d)``: row 0 is the given start,
     so the path :math:`\ell_0 \ldots \ell_{T-1}` is compared with rows
     ``1 .. T`` (where the particles are after each step). A ``(T, N, d)``
@@ -83,6 +93,7 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
         per_step = -(torch.logsumexp(log_n, dim=1) - math.log(idx.numel()))  # (T,)
     else:
         per_step = -log_n.mean(dim=1)
+    _warn_not_finite(per_step, x, path)
     return _reduce(per_step, reduction)
 
 
@@ -131,13 +142,28 @@ def wave_path_loss(waves: Sequence[WaveState], path: Tensor, members: Union[Tens
     return _reduce(torch.stack(per_step), reduction)
 
 
+_warned_not_finite = False
+
+
+def _warn_not_finite(per_step: Tensor, positions: Tensor, path: Tensor) -> None:
+    """Warn once per process when the loss is not finite, naming the first bad step (one host sync)."""
+    global _warned_not_finite
+    if _warned_not_finite or bool(torch.isfinite(per_step.detach()).all()):
+        return
+    bad_pos = (~torch.isfinite(positions.detach())).flatten(1).any(1).nonzero().view(-1)
+    bad_path = (~torch.isfinite(path.detach())).any(1).nonzero().view(-1)
+    where = (f"the members' positions are NaN or inf from path step {int(bad_pos[0])} (0-based, of "
+             f"{positions.size(0)}) on (the rollout "
+             f"diverged: lower dt, or check the collision horizon)" if bad_pos.numel() else
+             f"'path' is NaN or inf at step {int(bad_path[0])}" if bad_path.numel() else "the loss overflowed")
+    warnings.warn(f"path_loss is not finite: {where}; this warning is shown once", RuntimeWarning, stacklevel=3)
+    _warned_not_finite = True
+
+
 def _check(reading: str, reduction: str, sigma: float) -> None:
-    if reading not in READINGS or reduction not in REDUCTIONS:
-        raise ValueError(
-            f"Expected reading in {READINGS} and reduction in {REDUCTIONS} (got {reading!r}, {reduction!r})"
-        )
-    if not sigma > 0:
-        raise ValueError(f"Expected 'sigma' > 0 (got {sigma})")
+    check_choice(reading, "reading", READINGS)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_real(sigma, "sigma", 0.0, strict=True)
 
 
 def _log_normal(x: Tensor, mean: Tensor, sigma: float) -> Tensor:

@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from tqdm.auto import trange
 
 from .branching import BranchManager, WaveState
+from .neighbors.checks import check_choice, check_int
 from .physics.integrators import INTEGRATORS, advance
 from .state import ParticleState
 
@@ -62,10 +63,11 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
     Shapes:
         -> pos ``(T + 1, N, d)``, vel ``(T + 1, N, d)``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"Expected 'steps' to be an int >= 0 (got {steps!r})")
-    if horizon not in HORIZON:
-        raise ValueError(f"Expected 'horizon' in {HORIZON} (got {horizon!r})")
+    if not isinstance(state, ParticleState):
+        raise TypeError(f"Expected 'state' to be a ParticleState (got {type(state).__name__}); build one with "
+                        f"ParticleState(pos, vel, ...) or ParticleState.from_data(data)")
+    steps = check_int(steps, "steps", 0)
+    check_choice(horizon, "horizon", HORIZON)
     check = _HorizonCheck(step, horizon)
     if isinstance(step, BranchManager):
         if integrator is not None:

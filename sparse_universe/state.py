@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .neighbors.checks import check_pos
+from .neighbors.checks import check_int, check_pos
 
 FIELDS = ("pos", "vel", "spin", "token", "score", "batch")
 #: Optional per-particle fields, ``None`` when absent: ``fixed`` is bool, the others floating like ``pos``.
@@ -67,6 +67,8 @@ class ParticleState:
     def validate(self, num_tokens: Optional[int] = None) -> ParticleState:
         """Check shapes, dtypes, devices and finiteness; name the bad field."""
         n, d = self.pos.shape
+        if num_tokens is not None:
+            num_tokens = check_int(num_tokens, "num_tokens", 1)
         for name in ("vel", "spin"):
             value = check_pos(getattr(self, name), name)
             if value.shape != (n, d):
@@ -76,7 +78,7 @@ class ParticleState:
             if not isinstance(value, Tensor) or value.shape != (n,):
                 shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                 raise ValueError(f"Expected '{name}' of shape ({n},), one per particle (got {shape})")
-            if value.dtype.is_floating_point != floating:
+            if floating != value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
                 kind = "floating" if floating else "integer"
                 raise TypeError(f"Expected '{name}' to be {kind} (got {value.dtype})")
         for name in OPTIONAL:
@@ -98,6 +100,10 @@ class ParticleState:
             device = getattr(self, name).device
             if device != self.pos.device:
                 raise ValueError(f"Expected '{name}' on {self.pos.device} like 'pos' (got {device})")
+            dtype = getattr(self, name).dtype
+            if dtype.is_floating_point and dtype != self.pos.dtype:
+                raise TypeError(f"Expected '{name}' to have the dtype of 'pos', {self.pos.dtype} (got {dtype}); "
+                                f"convert with state.to({self.pos.dtype}) or .to() on the tensor")
         if n and int(self.token.min()) < 0:
             raise ValueError(f"Expected 'token' ids >= 0 (got {int(self.token.min())})")
         if num_tokens is not None and n and int(self.token.max()) >= num_tokens:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..branching import BranchManager, WaveState
 from ..nn import UniverseStep
 from ..state import ParticleState
-from . import command_main, write_csv
+from . import command_main, number, write_csv
 from .scaling import loglog_slope, radius_for
 
 
@@ -150,15 +150,20 @@ def table(rows: List[Row]) -> str:
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5])
-    parser.add_argument("--surrogates", nargs="+", default=["radius", "none"])
-    parser.add_argument("--neighbors", type=float, default=20.0)
-    parser.add_argument("--surrogate-factor", type=float, default=1.5, help="surrogate radius / eps")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--waves", type=int, nargs=2, metavar=("K", "H"), default=None,
+    parser.add_argument("--sizes", type=number(float, 1), nargs="+", default=[1e4, 1e5])
+    parser.add_argument("--surrogates", nargs="+", choices=("radius", "dense", "none"), default=["radius", "none"])
+    parser.add_argument("--neighbors", type=number(float, 0, strict=True), default=20.0)
+    parser.add_argument("--surrogate-factor", type=number(float, 1, strict=True), default=1.5,
+                        help="surrogate radius / eps")
+    parser.add_argument("--repeats", type=number(int, 1), default=3)
+    parser.add_argument("--waves", type=number(int, 1), nargs=2, metavar=("K", "H"), default=None,
                         help="time wave mode with K copies and H heads instead")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
+
+
+def outputs(args: argparse.Namespace) -> List[Path]:
+    return [args.out / f"bench_{'waves' if args.waves else 'step'}_{torch.device(args.device).type}.csv"]
 
 
 def execute(args: argparse.Namespace) -> List:
@@ -168,7 +173,7 @@ def execute(args: argparse.Namespace) -> List:
     jobs = [(s, int(n)) for s in args.surrogates for n in args.sizes]
     rows = [measure(n, None if s == "none" else s, args.neighbors, args.surrogate_factor, args.repeats, device)
             for s, n in tqdm(jobs, desc="bench-step")]
-    path = write_csv(rows, args.out / f"bench_step_{device.type}.csv")
+    path = write_csv(rows, outputs(args)[0])
     print(table(rows))
     print(f"wrote {path}")
     return rows
@@ -177,7 +182,7 @@ def execute(args: argparse.Namespace) -> List:
 def execute_waves(args: argparse.Namespace, device: torch.device) -> List[dict]:
     rows = [measure_waves(int(n), *args.waves, args.neighbors, args.surrogate_factor, args.repeats, device)
             for n in tqdm(args.sizes, desc="bench-waves")]
-    path = write_csv(rows, args.out / f"bench_waves_{device.type}.csv")
+    path = write_csv(rows, outputs(args)[0])
     for r in rows:
         print(f"N={r['n']} K={r['copies']} H={r['heads']}: wave step {r['wave_s']:.3f} s over {r['nodes']} copies "
               f"({r['wave_edges']} edges), particle step {r['particle_s']:.3f} s over {r['nodes']} particles "

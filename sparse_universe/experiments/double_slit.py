@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -42,7 +43,7 @@ from ..branching import BranchManager
 from ..physics import PairForceStep, SoftSphere
 from ..simulate import Trajectory, rollout
 from ..state import ParticleState
-from . import command_main, config_from_args, config_parser, write_csv
+from . import check_fields, command_main, config_from_args, config_parser, write_csv
 
 
 @dataclass
@@ -63,6 +64,11 @@ class Config:
     beam_half_width: float = 0.0  # 0: a point source aimed between the slits
     screen: float = 1.5
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("particles", "copies", "heads", "steps", "dt", "wall_spacing",
+                                     "wall_half_height", "slit_width", "size"),
+                     nonnegative=("sigma", "slit_centre", "barrier", "beam_half_width", "seed"))
 
 
 def make_world(cfg: Config, beam: Tensor) -> Tuple[ParticleState, int]:
@@ -140,15 +146,20 @@ def summary(rows: List[dict]) -> str:
 build_parser = config_parser(Config)
 
 
+def outputs(args: argparse.Namespace) -> List[Path]:
+    return [args.out / "double_slit.csv", args.out / "double_slit.png"]
+
+
 def execute(args: argparse.Namespace) -> List[dict]:
     from ..viz import plot_double_slit
 
     cfg = config_from_args(Config, args)
     rows, wave = run(cfg)
-    path = write_csv(rows, args.out / "double_slit.csv")
-    plot_double_slit(rows, wave, cfg, path.with_suffix(".png"))
+    path, png = outputs(args)
+    write_csv(rows, path)
+    plot_double_slit(rows, wave, cfg, png)
     print(summary(rows))
-    print(f"wrote {path} and {path.with_suffix('.png')}")
+    print(f"wrote {path} and {png}")
     return rows
 
 

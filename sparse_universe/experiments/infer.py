@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..inference import APPROXIMATIONS, CovarianceUniverse, infer, relative_error
-from . import command_main, write_csv
+from . import command_main, number, write_csv
 
 EXAMPLE = Path("data/measurements_example.csv")
 
@@ -88,15 +88,23 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, default=EXAMPLE, help="measurements: a column per variable")
     parser.add_argument("--truth", type=Path, default=None, help="true positions/masses/charges (for the example)")
     parser.add_argument("--make-example", action="store_true", help="write the example CSV and its truth first")
-    parser.add_argument("--dim", type=int, default=3)
-    parser.add_argument("--window", type=int, default=250, help="measurements per gradient step")
-    parser.add_argument("--epochs", type=int, default=50, help="passes over the stream")
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--restarts", type=int, default=3, help="random starts; the lowest final loss is kept")
+    parser.add_argument("--dim", type=number(int, 1), default=3)
+    parser.add_argument("--window", type=number(int, 1), default=250, help="measurements per gradient step")
+    parser.add_argument("--epochs", type=number(int, 1), default=50, help="passes over the stream")
+    parser.add_argument("--lr", type=number(float, 0, strict=True), default=0.02)
+    parser.add_argument("--restarts", type=number(int, 1), default=3,
+                        help="random starts; the lowest final loss is kept")
     parser.add_argument("--approximation", choices=APPROXIMATIONS, default="exact")
-    parser.add_argument("--cutoff", type=float, default=None, help="sparse: no covariance beyond this distance")
+    parser.add_argument("--cutoff", type=number(float, 0, strict=True), default=None,
+                        help="sparse: no covariance beyond this distance")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
+
+
+def outputs(args: argparse.Namespace) -> List[Path]:
+    """The results, and with ``--make-example`` the example and its truth."""
+    example = [args.csv, args.csv.with_name(args.csv.stem + "_truth.csv")] if args.make_example else []
+    return [*example, *(args.out / name for name in ("infer_positions.csv", "infer_history.csv", "infer.png"))]
 
 
 def execute(args: argparse.Namespace) -> dict:
@@ -113,15 +121,16 @@ def execute(args: argparse.Namespace) -> dict:
     epoch_loss = [sum(h["loss"] for h in history if h["epoch"] == e) / (x.size(0) // args.window)
                   for e in (0, args.epochs - 1)]
     out = dict(variables=x.size(1), steps=x.size(0), first_epoch_loss=epoch_loss[0], last_epoch_loss=epoch_loss[1])
-    save_model(model, args.out / "infer_positions.csv")
-    write_csv(history, args.out / "infer_history.csv")
+    positions_csv, history_csv, png = outputs(args)[-3:]
+    save_model(model, positions_csv)
+    write_csv(history, history_csv)
     truth = load_model(args.truth).covariance().detach() if args.truth else None
     if truth is not None:
         out.update(error=relative_error(model.covariance().detach(), truth),
                    sample_error=relative_error(torch.cov(x.T), truth))
-    plot_inference(history, model, truth, args.out / "infer.png")
+    plot_inference(history, model, truth, png)
     print(", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in out.items()))
-    print(f"wrote {args.out / 'infer_positions.csv'}, {args.out / 'infer_history.csv'} and {args.out / 'infer.png'}")
+    print(f"wrote {positions_csv}, {history_csv} and {png}")
     return out
 
 

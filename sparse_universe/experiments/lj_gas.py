@@ -34,7 +34,7 @@ from ..physics import INTEGRATORS, LennardJones, PairForceStep
 from ..physics.integrators import advance
 from ..physics.observables import kinetic_energy, momentum
 from ..state import ParticleState
-from . import command_main, write_csv
+from . import command_main, number, write_csv
 
 
 def lattice_gas(n: int, density: float, temperature: float, dtype=torch.float64, device="cpu", seed: int = 0):
@@ -112,17 +112,23 @@ def bench(n: float, density: float = 0.8, repeats: int = 5, device: str = "cpu")
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--particles", type=int, default=512)
-    parser.add_argument("--density", type=float, default=0.5)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--dt", type=float, default=0.005)
-    parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--particles", type=number(int, 2), default=512)
+    parser.add_argument("--density", type=number(float, 0, strict=True), default=0.5)
+    parser.add_argument("--temperature", type=number(float, 0), default=1.0)
+    parser.add_argument("--dt", type=number(float, 0, strict=True), default=0.005)
+    parser.add_argument("--steps", type=number(int, 1), default=10_000)
+    parser.add_argument("--every", type=number(int, 1), default=10)
     parser.add_argument("--integrators", nargs="+", choices=INTEGRATORS, default=list(INTEGRATORS))
-    parser.add_argument("--bench", type=float, default=None, help="instead: time a Verlet step at this N")
+    parser.add_argument("--bench", type=number(float, 2), default=None, help="instead: time a Verlet step at this N")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
+
+
+def outputs(args: argparse.Namespace) -> List[Path]:
+    if args.bench is not None:
+        return [args.out / f"lj_bench_{args.device}.csv"]
+    return [args.out / "lj_energy.csv", args.out / "lj_energy.png"]
 
 
 def execute(args: argparse.Namespace) -> List[dict]:
@@ -130,14 +136,14 @@ def execute(args: argparse.Namespace) -> List[dict]:
 
     if args.bench is not None:
         row = bench(args.bench, device=args.device)
-        path = write_csv([row], args.out / f"lj_bench_{args.device}.csv")
+        path = write_csv([row], outputs(args)[0])
         print(f"N = {row['n']}, {row['edges']} edges: Verlet step {row['verlet_step_s']:.3f} s, graph build "
               f"{row['graph_s']:.3f} s (step / graph = {row['ratio']:.2f}); with a Verlet list "
               f"{row['verlet_list_step_s']:.3f} s per step; wrote {path}")
         return [row]
     rows = [r for name in args.integrators for r in run_energy(name, args.particles, args.density,
                                                                  args.temperature, args.dt, args.steps, args.every)]
-    path = write_csv(rows, args.out / "lj_energy.csv")
+    path = write_csv(rows, outputs(args)[0])
     plot_energy(rows, path.with_suffix(".png"))
     for name in args.integrators:
         sel = [r for r in rows if r["integrator"] == name]

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..neighbors import radius_graph
-from . import command_main, write_csv
+from . import command_main, number, write_csv
 
 #: Defaults in one place.
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -225,24 +225,30 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--dims", type=int, nargs="+", default=list(DEFAULT_DIMS))
-    parser.add_argument("--min-n", type=float, default=min(DEFAULT_SIZES))
-    parser.add_argument("--max-n", type=float, default=max(DEFAULT_SIZES))
+    parser.add_argument("--dims", type=number(int, 1), nargs="+", default=list(DEFAULT_DIMS))
+    parser.add_argument("--min-n", type=number(float, 1), default=min(DEFAULT_SIZES))
+    parser.add_argument("--max-n", type=number(float, 1), default=max(DEFAULT_SIZES))
     parser.add_argument("--backends", nargs="+", default=None,
                         help="subset of hash cluster dense kdtree (default: all available)")
-    parser.add_argument("--neighbors", type=float, default=DEFAULT_NEIGHBORS)
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
+    parser.add_argument("--neighbors", type=number(float, 0, strict=True), default=DEFAULT_NEIGHBORS)
+    parser.add_argument("--repeats", type=number(int, 1), default=DEFAULT_REPEATS)
     parser.add_argument("--out", type=Path, default=Path("data"), help="folder for CSV and PNG")
     return parser
+
+
+def outputs(args: argparse.Namespace) -> List[Path]:
+    tag = torch.device(args.device).type
+    return [args.out / f"scaling_{tag}.csv", args.out / f"scaling_{tag}.png"]
 
 
 def execute(args: argparse.Namespace) -> List[Row]:
     from ..viz import plot_scaling
 
+    if args.max_n < args.min_n:
+        raise ValueError(f"Expected --max-n >= --min-n (got {args.max_n:g} < {args.min_n:g})")
     sizes = [10**k for k in range(round(math.log10(args.min_n)), round(math.log10(args.max_n)) + 1)]
     rows = run(sizes, args.dims, args.backends, args.neighbors, args.repeats, args.device)
-    tag = torch.device(args.device).type
-    csv_path, png_path = args.out / f"scaling_{tag}.csv", args.out / f"scaling_{tag}.png"
+    csv_path, png_path = outputs(args)
     write_csv(rows, csv_path)
     plot_scaling(rows, png_path)
     print(table(rows))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 from ..physics import Harmonic, PairForceStep, chain
 from ..simulate import rollout
 from ..state import ParticleState
-from . import command_main, config_from_args, config_parser, write_csv
+from . import check_fields, command_main, config_from_args, config_parser, write_csv
 
 
 @dataclass
@@ -50,6 +51,10 @@ class Config:
     start: float = 0.25  # bump centre, as a fraction of the length
     dt: float = 0.005
     record_every: int = 20
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("particles", "spacing", "stiffness", "mass", "width", "dt", "record_every"),
+                     nonnegative=("rest_length", "taper", "amplitude", "start"))
 
 
 def tension(cfg: Config) -> float:
@@ -143,6 +148,10 @@ def local_speeds(cfg: Config, result: dict, bins: int = 8) -> List[dict]:
 build_parser = config_parser(Config)
 
 
+def outputs(args: argparse.Namespace) -> List[Path]:
+    return [args.out / "string_wave.csv", args.out / "string_wave.png"]
+
+
 def execute(args: argparse.Namespace) -> List[dict]:
     from ..viz import plot_string
 
@@ -154,15 +163,16 @@ def execute(args: argparse.Namespace) -> List[dict]:
             rows.append(dict(case=name, **row, error=row["measured"] / row["predicted"] - 1))
     uniform = fit_speed(results["uniform"]["times"], results["uniform"]["peak"])
     expected = math.sqrt(tension(cfg) / (cfg.mass / cfg.spacing))
-    path = write_csv(rows, args.out / "string_wave.csv")
-    plot_string(results, rows, args.out / "string_wave.png")
+    path, png = outputs(args)
+    write_csv(rows, path)
+    plot_string(results, rows, png)
     print(f"uniform string: measured c = {uniform:.4f}, sqrt(T/mu) = {expected:.4f} "
           f"(error {100 * (uniform / expected - 1):+.3f}%)")
     whip = [r for r in rows if r["case"] == "whip"]
     print(f"whip: speed {whip[0]['measured']:.3g} near x = {whip[0]['x']:.0f} -> {whip[-1]['measured']:.3g} near "
           f"x = {whip[-1]['x']:.0f} (predicted {whip[0]['predicted']:.3g} -> {whip[-1]['predicted']:.3g}); "
           f"largest local error {100 * max(abs(r['error']) for r in whip):.2f}%")
-    print(f"wrote {path} and {path.with_suffix('.png')}")
+    print(f"wrote {path} and {png}")
     return rows
 
 

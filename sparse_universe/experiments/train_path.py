@@ -6,6 +6,12 @@ Run it as::
     python -m sparse_universe.experiments.train_path --path eight --iterations 400
     sparse-universe train            # interrupted (Ctrl-C, a lost machine) ...
     sparse-universe train --resume   # ... continues from data/train_path.pt to the same result
+    sparse-universe train --resume --iterations 600   # extends a finished run (see ``train``)
+
+A run never replaces an earlier one silently: if ``--out`` already holds a
+checkpoint or results, it refuses unless ``--resume`` or ``--overwrite``.
+Checkpoints are written atomically (temporary file, fsync, rename), so a run
+killed at any moment resumes from the last complete one.
 
 Several universes (``batch``) of ``particles`` each hold three token types.
 The members (token 0) should carry the path, which starts at their initial
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -36,10 +43,11 @@ from tqdm.auto import trange
 
 from ..losses import path_loss
 from ..monitors import EnergyDrift, GradNormExplosion, LossSpike, Monitor, TrainingStopped, check
+from ..neighbors.checks import check_choice, check_int
 from ..nn import UniverseStep
 from ..simulate import rollout
 from ..state import ParticleState
-from . import add_config_arguments, command_main, config_from_args, write_csv
+from . import add_config_arguments, check_fields, command_main, config_from_args, number, write_csv
 
 
 @dataclass
@@ -69,16 +77,34 @@ class Config:
     drift_limit: float = 0.0  # monitor: relative kinetic-energy drift over a rollout (0: off)
     monitor_stop: bool = False  # monitors stop the run (saving the checkpoint) instead of warning
 
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("dim", "universes", "particles", "num_tokens", "steps", "dt", "eps",
+                                     "surrogate_radius", "hidden", "radius", "box", "lr", "clip"),
+                     nonnegative=("iterations", "sigma", "blob", "seed", "spike_factor", "grad_limit", "drift_limit"))
+        check_choice(self.path, "path", PATHS)
+        check_choice(self.reading, "reading", ("particle", "density"))
+        if self.dim < 2:
+            raise ValueError(f"Expected 'dim' >= 2: the paths are drawn in the first two axes (got {self.dim})")
+        if self.surrogate_radius <= self.eps:
+            raise ValueError(f"Expected 'surrogate_radius' > eps={self.eps} (got {self.surrogate_radius})")
+
+
+#: Fields that may change on ``--resume``: they do not change what was trained so far.
+RESUMABLE = ("iterations", "spike_factor", "grad_limit", "drift_limit", "monitor_stop")
+PATHS = ("circle", "eight")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be resumed from; the message names the file and why."""
+
 
 def make_path(cfg: Config) -> Tensor:
     """``(T, d)`` offsets from the start, for t = 1 .. T (one full loop)."""
     theta = 2 * math.pi * torch.arange(1, cfg.steps + 1, dtype=torch.float32) / cfg.steps
     if cfg.path == "circle":
         xy = torch.stack([torch.cos(theta) - 1, torch.sin(theta)], 1)
-    elif cfg.path == "eight":
+    else:  # "eight" (Config accepts no other)
         xy = torch.stack([torch.sin(theta), torch.sin(theta) * torch.cos(theta)], 1)
-    else:
-        raise ValueError(f"Expected 'path' to be 'circle' or 'eight' (got {cfg.path!r})")
     out = torch.zeros(cfg.steps, cfg.dim)
     out[:, :2] = cfg.radius * xy
     return out
@@ -126,11 +152,12 @@ def loss_of(model: UniverseStep, state: ParticleState, cfg: Config, reading: str
     return torch.stack(losses).mean()
 
 
-def monitors_of(cfg: Config) -> List[Monitor]:
-    """The monitors the config asks for (a limit of 0 turns one off)."""
+def monitors_of(cfg: Config, history: Sequence[dict] = ()) -> List[Monitor]:
+    """The monitors the config asks for (a limit of 0 turns one off), primed with a resumed run's ``history``."""
     out: List[Monitor] = []
     if cfg.spike_factor:
         out.append(LossSpike(cfg.spike_factor, stop=cfg.monitor_stop))
+        out[-1].recent.extend(h["loss"] for h in history)
     if cfg.grad_limit:
         out.append(GradNormExplosion(cfg.grad_limit, stop=cfg.monitor_stop))
     if cfg.drift_limit:
@@ -148,30 +175,45 @@ def evaluate(model: UniverseStep, state: ParticleState, cfg: Config) -> dict:
     return out
 
 
+def cosine(iteration: int, total: int) -> float:
+    """Learning-rate factor: a cosine from 1 at iteration 0 to 0 at ``total``."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(iteration, total) / max(total, 1)))
+
+
 def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, progress: bool = True,
           save_every: int = 25) -> List[dict]:
-    """Train, saving to ``checkpoint`` as we go; with ``resume``, continue from it."""
+    """Train, saving to ``checkpoint`` as we go; with ``resume``, continue from it.
+
+    A resumed run ends with exactly the parameters of an uninterrupted one.
+    ``iterations`` (and the monitor limits) may differ from the checkpoint's: a
+    finished run is extended by resuming it with a larger ``iterations``. The
+    cosine learning-rate schedule then stretches to the new total, so the rate
+    rises again from where it ended (the result differs from a run started
+    with the larger count).
+    """
+    save_every = check_int(save_every, "save_every", 1)
     state = make_universes(cfg)
     model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.iterations, 1))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: cosine(it, cfg.iterations))
     history: List[dict] = []
     start = 0
     torch.manual_seed(cfg.seed + 1)  # the sampling stream
     if resume:
         if checkpoint is None or not checkpoint.exists():
             raise FileNotFoundError(f"Nothing to resume: no checkpoint at {checkpoint}")
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved["config"] != asdict(cfg):
-            raise ValueError(f"Checkpoint {checkpoint} was made with another config: {saved['config']}")
+        saved = load_checkpoint(checkpoint, cfg)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
         start, history = saved["iteration"], saved["history"]
+        for group, base in zip(opt.param_groups, sched.base_lrs):  # the (possibly stretched) schedule
+            group["lr"] = base * cosine(start, cfg.iterations)
     model.train()
-    monitors = monitors_of(cfg)
+    monitors = monitors_of(cfg, history)
     for it in trange(start, cfg.iterations, desc="train", initial=start, total=cfg.iterations, disable=not progress):
+        rng = torch.get_rng_state()  # saved on a monitor stop: a resume replays this iteration exactly
         opt.zero_grad()
         rolled: list = []
         loss = loss_of(model, state, cfg, cfg.reading, rolled)
@@ -182,49 +224,99 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
             check(monitors, dict(iteration=it + 1, loss=loss.item(), grad_norm=float(norm), energy=energy))
         except TrainingStopped as stop:
             if checkpoint is not None:
-                save(checkpoint, model, opt, sched, it, history, cfg)
+                save(checkpoint, model, opt, sched, it, history, cfg, rng)
             print(f"training stopped: {stop}")
             break
         opt.step()
         sched.step()
         history.append({"iteration": it + 1, "loss": loss.item(), "grad_norm": float(norm)})
         if checkpoint is not None and ((it + 1) % save_every == 0 or it + 1 == cfg.iterations):
-            save(checkpoint, model, opt, sched, it + 1, history, cfg)
+            save(checkpoint, model, opt, sched, it + 1, history, cfg, torch.get_rng_state())
     return history
 
 
 def save(path: Path, model: UniverseStep, opt: torch.optim.Optimizer, sched, iteration: int,
-         history: List[dict], cfg: Config) -> None:
+         history: List[dict], cfg: Config, rng: Tensor) -> None:
+    """Write a checkpoint atomically: a kill at any moment leaves the previous one or this one, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(),
-                "iteration": iteration, "history": history, "config": asdict(cfg)}, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": rng, "iteration": iteration, "history": history, "config": asdict(cfg)}, f)
+        f.flush()
+        os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # and the rename itself survives a crash
+    finally:
+        os.close(folder)
+
+
+def load_checkpoint(path: Path, cfg: Optional[Config] = None) -> dict:
+    """Read a checkpoint of :func:`train`; a bad file raises :class:`CheckpointError` in one line.
+
+    With ``cfg``, the checkpoint's config must match it, except for :data:`RESUMABLE`
+    fields; the error names every field that differs, with both values.
+    """
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was never written; start afresh with "
+                              f"--overwrite")
+    try:
+        saved = torch.load(path, weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, a folder: all one message
+        reason = " ".join(str(e).split()).split(". ")[0][:120]
+        raise CheckpointError(f"checkpoint {path} is not readable: it is truncated or was not written by "
+                              f"sparse-universe train ({type(e).__name__}: {reason})") from e
+    missing = [k for k in ("model", "optimizer", "scheduler", "rng", "iteration", "history", "config")
+               if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a sparse-universe train checkpoint (no "
+                              f"{', '.join(missing)})")
+    if cfg is not None:
+        mine = asdict(cfg)
+        differ = [f"{k}: checkpoint {saved['config'].get(k)!r}, now {v!r}" for k, v in mine.items()
+                  if k not in RESUMABLE and saved["config"].get(k) != v]
+        if differ:
+            raise CheckpointError(f"checkpoint {path} was made with another config ({'; '.join(differ)}); pass the "
+                                  f"same options to resume, or --overwrite to start afresh")
+        if saved["iteration"] > cfg.iterations:
+            raise CheckpointError(f"checkpoint {path} is at iteration {saved['iteration']}, beyond --iterations "
+                                  f"{cfg.iterations}; pass --iterations >= {saved['iteration']}")
+    return saved
 
 
 def load_model(path: Path, cfg: Config) -> UniverseStep:
     model = build_model(cfg)
-    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    model.load_state_dict(load_checkpoint(path)["model"])
     return model
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add_config_arguments(parser, Config)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: OUT/train_path.pt")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint (a larger --iterations extends a finished run)")
+    parser.add_argument("--save-every", type=number(int, 1), default=25, help="iterations between checkpoints")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
+
+
+def outputs(args: argparse.Namespace) -> List[Path]:
+    """The checkpoint first, then the results; ``--resume`` may replace them."""
+    return [args.checkpoint or args.out / "train_path.pt",
+            *(args.out / name for name in ("train_path.csv", "train_path_loss.png", "train_path_trajectories.png"))]
 
 
 def execute(args: argparse.Namespace) -> dict:
     from ..viz import plot_training
 
     cfg = config_from_args(Config, args)
+    check_int(cfg.iterations, "iterations", 1)
     state = make_universes(cfg)
     before = evaluate(build_model(cfg), state, cfg)
-    checkpoint = args.checkpoint or args.out / "train_path.pt"
-    history = train(cfg, checkpoint, args.resume)
+    checkpoint = outputs(args)[0]
+    history = train(cfg, checkpoint, args.resume, save_every=args.save_every)
     model = load_model(checkpoint, cfg)
     after = evaluate(model, state, cfg)
     write_csv(history, args.out / "train_path.csv")

@@ -57,7 +57,7 @@ from ..losses import path_loss, wave_path_loss
 from ..physics import PairForceStep, SoftSphere
 from ..simulate import rollout
 from ..state import ParticleState
-from . import command_main, write_csv
+from . import command_main, number, write_csv
 from . import double_slit as ds
 from . import train_path as tp
 
@@ -224,12 +224,19 @@ def summary(rows: List[dict]) -> str:
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--task", choices=TASKS, default="slits")
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--budget", type=float, default=BUDGET, help="simulated node-steps per seed")
+    parser.add_argument("--seeds", type=number(int, 1), default=10)
+    parser.add_argument("--budget", type=number(float, 0, strict=True), default=BUDGET,
+                        help="simulated node-steps per seed")
     parser.add_argument("--equal", choices=("node-steps", "time"), default="node-steps", help="what is held equal")
-    parser.add_argument("--seconds", type=float, default=7.0, help="wall-clock budget with --equal time")
+    parser.add_argument("--seconds", type=number(float, 0, strict=True), default=7.0,
+                        help="wall-clock budget with --equal time")
     parser.add_argument("--out", type=Path, default=Path("data"))
     return parser
+
+
+def outputs(args: argparse.Namespace) -> List[Path]:
+    stem = f"waves_vs_particles_{args.task}" + ("_time" if args.equal == "time" else "")
+    return [args.out / f"{stem}.csv", args.out / f"{stem}.png"]
 
 
 def execute(args: argparse.Namespace) -> List[dict]:
@@ -237,12 +244,12 @@ def execute(args: argparse.Namespace) -> List[dict]:
 
     seconds = args.seconds if args.equal == "time" else None
     rows = run(args.task, args.seeds, args.budget, seconds=seconds)
-    stem = f"waves_vs_particles_{args.task}" + ("" if seconds is None else "_time")
-    path = write_csv(rows, args.out / f"{stem}.csv")
+    csv_path, png_path = outputs(args)
+    write_csv(rows, csv_path)
     budget = f"{seconds:g} s" if seconds is not None else f"{args.budget:g} node-steps per seed"
-    plot_methods(rows, success_threshold(2), args.out / f"{stem}.png", f"{args.task}: equal budget {budget}")
+    plot_methods(rows, success_threshold(2), png_path, f"{args.task}: equal budget {budget}")
     print(summary(rows))
-    print(f"wrote {path} and {path.with_suffix('.png')}")
+    print(f"wrote {csv_path} and {png_path}")
     return rows
 
 

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .geometry import SLACK, Pairs, exact_r2, pair_sq_dist
+from .geometry import Pairs, exact_r2, pair_sq_dist, search_radius
 
 #: The first cap tried; each retry multiplies it by 4.
 FIRST_CAP = 64
@@ -52,13 +52,15 @@ def cluster_pairs(
     # torch-cluster wants batch sorted: sort once, map back at the end.
     order = torch.argsort(group, stable=True)
     x = cell_pos.index_select(0, order).to(filter_pos.dtype).contiguous()
-    batch = group.index_select(0, order)
-    if int(batch[-1]) == int(batch[0]):
+    # Dense batch ids: torch-cluster allocates per id up to the largest one.
+    batch = torch.unique_consecutive(group.index_select(0, order), return_inverse=True)[1]
+    if int(batch[-1]) == 0:
         batch = None  # one example: lets torch-cluster use num_workers threads
+    reach = search_radius(r, filter_pos.dtype, x.size(1))  # its test may be strict (<) and underflow
     cap = min(first_cap, m)
     while True:
         edge_index = torch_cluster.radius_graph(
-            x, r * (1.0 + SLACK), batch, loop=False, max_num_neighbors=cap,
+            x, reach, batch, loop=False, max_num_neighbors=cap,
             flow="source_to_target", num_workers=torch.get_num_threads(),
         )
         degree = torch.bincount(edge_index[1], minlength=m)

@@ -10,6 +10,7 @@ tensor ops are IEEE-exact per element, so this holds on CPU and CUDA alike.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -41,6 +42,21 @@ def accumulate_sq(acc: Optional[Tensor], diff: Tensor, period: Optional[float]) 
 def exact_r2(r: float, dtype: torch.dtype) -> float:
     """``r * r`` rounded once to ``dtype``: the threshold every backend compares to."""
     return torch.tensor(r * r, dtype=torch.float64).to(dtype).item()
+
+
+def search_radius(r: float, dtype: torch.dtype, dim: int) -> float:
+    """A radius whose ball holds every pair the exact test can accept: what candidate searches use.
+
+    Normally ``r (1 + SLACK)``. But when ``r * r`` is near or below the smallest
+    normal number of ``dtype``, squares of distances far above ``r`` round to
+    ``0 <= r2``: coincident points are then neighbours however small ``r`` is,
+    and so is every pair whose squared axis differences underflow. Each
+    accepted pair has every rounded squared difference ``<= r2``, so every
+    axis difference below ``sqrt(2 tiny)`` and the distance below
+    ``sqrt(2 d tiny)``; the radius is floored there.
+    """
+    tiny = torch.finfo(dtype).tiny
+    return max(r, math.sqrt(2.0 * dim * tiny)) * (1.0 + SLACK)
 
 
 def pair_sq_dist(pos: Tensor, i: Tensor, j: Tensor, box: Optional[Tensor]) -> Tensor:
@@ -137,13 +153,12 @@ def edge_vectors(
     Shapes:
         pos ``(N, d)``, edge_index ``(2, E)`` -> vectors ``(E, d)``, lengths ``(E,)``.
     """
-    from .checks import check_box
+    from .checks import FLOWS, check_box, check_choice, check_edge_index, check_pos
 
+    check_pos(pos, finite=False)
+    edge_index = check_edge_index(edge_index, pos.size(0))
     box = check_box(box, periodic, pos)
-    target, source = (edge_index[1], edge_index[0]) if flow == "source_to_target" else (
-        edge_index[0],
-        edge_index[1],
-    )
+    target, source = edge_index.flip(0) if check_choice(flow, "flow", FLOWS) == "source_to_target" else edge_index
     vec = pos.index_select(0, target) - pos.index_select(0, source)
     if box is not None:
         finite = torch.isfinite(box)

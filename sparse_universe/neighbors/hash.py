@@ -35,7 +35,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .geometry import SLACK, Pairs, accumulate_sq, exact_r2, periods
+from .geometry import Pairs, accumulate_sq, exact_r2, periods, search_radius
 
 #: Candidates tested per chunk on CPU / CUDA.
 CHUNK = {"cpu": 1 << 20, "cuda": 1 << 25}
@@ -81,7 +81,7 @@ def hash_pairs(
     if m < 2:
         return []
     s = subdivisions
-    h = r * (1.0 + SLACK)
+    h = search_radius(r, filter_pos.dtype, dim)
     low = cell_pos.min(0).values
     extent = cell_pos.max(0).values - low
     if float(extent.max()) * (s / h) >= _INT63:

@@ -11,7 +11,7 @@ from ..typing import Backend, Flow, OnOverflow, PerAxis
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .cluster import cluster_pairs
 from .dense import dense_pairs
-from .geometry import SLACK, Pairs, pair_sq_dist, periodic_images, wrap
+from .geometry import Pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, hash_pairs
 
 #: ``backend="auto"`` uses brute force up to this many points (measured by
@@ -151,7 +151,7 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
         return dense_pairs(work, r, group, periods)
     cell_pos, fpos, labels = work.to(torch.float64), work, None
     if periods is not None and bool(torch.isfinite(periods).any()):
-        cell_pos, labels = periodic_images(work, periods, reach=r * (1.0 + SLACK))
+        cell_pos, labels = periodic_images(work, periods, reach=search_radius(r, work.dtype, work.size(1)))
         fpos, group = work.index_select(0, labels), group.index_select(0, labels)
     try:
         search = hash_pairs if backend == "hash" else cluster_pairs

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..neighbors.checks import check_int
+
 
 class Quantized(NamedTuple):
     """Result of :meth:`TokenCodebook.quantize`."""
@@ -38,9 +40,7 @@ class TokenCodebook(nn.Module):
 
     def __init__(self, num_tokens: int, dim: int) -> None:
         super().__init__()
-        if num_tokens < 1 or dim < 1:
-            raise ValueError(f"Expected num_tokens >= 1 and dim >= 1 (got {num_tokens}, {dim})")
-        self.num_tokens, self.dim = num_tokens, dim
+        self.num_tokens, self.dim = check_int(num_tokens, "num_tokens", 1), check_int(dim, "dim", 1)
         self.weight = nn.Parameter(torch.empty(num_tokens, dim))
         self.reset_parameters()
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..neighbors import radius_graph
-from ..neighbors.checks import check_box, check_radius
+from ..neighbors.checks import check_box, check_choice, check_radius
 from ..neighbors.geometry import exact_r2, pair_sq_dist, wrap
 from ..typing import PerAxis
 from .inverse_distance_conv import InverseDistanceConv, as_edge_index
@@ -92,9 +92,7 @@ class CollisionConv(nn.Module):
                  periodic: Optional[PerAxis] = None) -> None:
         super().__init__()
         self.eps = check_radius(eps, "eps")
-        if surrogate not in SURROGATES:
-            raise ValueError(f"Expected 'surrogate' to be one of {SURROGATES} (got {surrogate!r})")
-        self.surrogate = surrogate
+        self.surrogate = check_choice(surrogate, "surrogate", SURROGATES)
         self.surrogate_radius = check_radius(surrogate_radius or 2 * self.eps, "surrogate_radius")
         if surrogate == "radius" and self.surrogate_radius <= self.eps:
             raise ValueError(f"Expected 'surrogate_radius' > eps={self.eps} (got {self.surrogate_radius})")
@@ -115,7 +113,7 @@ class CollisionConv(nn.Module):
             ids = batch if batch is not None else torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
             return complete_graph(ids)
         if self.neighbor_search is not None:
-            return as_edge_index(self.neighbor_search(pos, batch))
+            return as_edge_index(self.neighbor_search(pos, batch), pos.size(0))
         return radius_graph(pos, self.search_radius, batch, box=self.box, periodic=self.periodic)
 
     def collides(self, pos: Tensor, edge_index: Tensor, box: Optional[Tensor]) -> Tensor:
@@ -132,7 +130,7 @@ class CollisionConv(nn.Module):
                 edge_index: Optional[Tensor] = None) -> Tensor:
         """``edge_index``, if given, replaces :meth:`graph`: every pair within the search radius."""
         box = check_box(self.box, self.periodic, pos)
-        edge_index = self.graph(pos, batch) if edge_index is None else as_edge_index(edge_index)
+        edge_index = self.graph(pos, batch) if edge_index is None else as_edge_index(edge_index, pos.size(0))
         h = self.conv.lin(x)
         weight = self.conv.edge_weight(pos, edge_index, box)
         if self.surrogate is None:

@@ -9,27 +9,23 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
+from ..neighbors.checks import check_edge_index, check_int, check_pos, check_real
 from ..neighbors.geometry import edge_vectors
 from .fused import aggregate
 
 
-def as_edge_index(edge_index: Tensor) -> Tensor:
-    """A ``(2, E)`` ``[source, target]`` tensor from any edge form PyG convs accept.
+def as_edge_index(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """A checked ``(2, E)`` ``[source, target]`` tensor of ids below ``num_nodes``, from any edge form
+    PyG convs accept.
 
     Sparse adjacency (``torch.sparse`` COO/CSR, as PyG's ``adj_t``) is read with
     rows as targets and columns as sources, as in PyG's convs.
     """
-    if not isinstance(edge_index, Tensor):
-        raise TypeError(f"Expected 'edge_index' to be a Tensor (got {type(edge_index).__name__})")
-    if edge_index.layout != torch.strided:
+    if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
         coo = edge_index.to_sparse_coo().coalesce()
         target, source = coo.indices()
-        return torch.stack([source, target])
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"Expected 'edge_index' of shape (2, E) (got {tuple(edge_index.shape)})")
-    if edge_index.dtype.is_floating_point:
-        raise TypeError(f"Expected 'edge_index' to be an integer tensor (got {edge_index.dtype})")
-    return edge_index.as_subclass(Tensor).long()
+        edge_index = torch.stack([source, target])
+    return check_edge_index(edge_index, num_nodes)
 
 
 def inverse_distance(dist: Tensor, delta: float) -> Tensor:
@@ -68,10 +64,9 @@ class InverseDistanceConv(MessagePassing):
     def __init__(self, in_channels: int, out_channels: int, delta: float = 1e-3, normalize: bool = False,
                  bias: bool = True) -> None:
         super().__init__(aggr="add")
-        if delta < 0:
-            raise ValueError(f"Expected 'delta' >= 0 (got {delta})")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.delta, self.normalize = float(delta), normalize
+        self.in_channels, self.out_channels = check_int(in_channels, "in_channels", 1), check_int(
+            out_channels, "out_channels", 1)
+        self.delta, self.normalize = check_real(delta, "delta", 0.0), normalize
         self.lin = nn.Linear(in_channels, out_channels, bias=bias)
         self.reset_parameters()
 
@@ -90,9 +85,13 @@ class InverseDistanceConv(MessagePassing):
         return inverse_distance(dist, self.delta)
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, box: Optional[Tensor] = None) -> Tensor:
+        check_pos(pos, finite=False)
+        if not isinstance(x, Tensor) or not x.dtype.is_floating_point:
+            got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"Expected 'x' to be a floating torch.Tensor (got {got})")
         if x.dim() != 2 or x.size(0) != pos.size(0):
             raise ValueError(f"Expected 'x' of shape ({pos.size(0)}, F) like 'pos' (got {tuple(x.shape)})")
-        edge_index = as_edge_index(edge_index)
+        edge_index = as_edge_index(edge_index, pos.size(0))
         return self.aggregate_weighted(self.lin(x), edge_index, self.edge_weight(pos, edge_index, box))
 
     def aggregate_weighted(self, h: Tensor, edge_index: Tensor, weight: Tensor) -> Tensor:

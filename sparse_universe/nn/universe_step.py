@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from ..neighbors.checks import check_box
+from ..neighbors.checks import check_box, check_choice, check_int, check_real
 from ..neighbors.geometry import edge_vectors
 from ..state import ParticleState
 from ..typing import PerAxis
@@ -85,11 +85,10 @@ class UniverseStep(nn.Module):
                  neighbor_search: Optional[NeighborSearch] = None, box: Optional[PerAxis] = None,
                  periodic: Optional[PerAxis] = None) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"Expected 'mode' to be one of {MODES} (got {mode!r})")
-        if sigma < 0:
-            raise ValueError(f"Expected 'sigma' >= 0 (got {sigma})")
-        self.dim, self.dt, self.mode, self.inertia, self.sigma = dim, float(dt), mode, inertia, float(sigma)
+        self.dim, hidden = check_int(dim, "dim", 1), check_int(hidden, "hidden", 1)
+        self.mode = check_choice(mode, "mode", MODES)
+        self.dt, self.sigma = check_real(dt, "dt", 0.0, strict=True), check_real(sigma, "sigma", 0.0)
+        self.inertia = inertia
         self.momentum_conserving, self.self_features = momentum_conserving, self_features
         self.codebook = TokenCodebook(num_tokens, dim)
         out = 1 if momentum_conserving else hidden

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from ..neighbors import radius_graph
-from ..neighbors.checks import check_box
+from ..neighbors.checks import check_box, check_edge_index, check_real
 from ..neighbors.geometry import edge_vectors
 from ..nn.collision_conv import NeighborSearch, contacts
 from ..nn.inverse_distance_conv import as_edge_index
@@ -60,13 +60,13 @@ class PairForceStep(nn.Module):
                  neighbor_search: Optional[NeighborSearch] = None, bonds: Optional[Tensor] = None,
                  bond: Optional[PairPotential] = None) -> None:
         super().__init__()
-        if not dt > 0 or not sigma >= 0:
-            raise ValueError(f"Expected 'dt' > 0 and 'sigma' >= 0 (got dt={dt}, sigma={sigma})")
+        self.dt, self.sigma = check_real(dt, "dt", 0.0, strict=True), check_real(sigma, "sigma", 0.0)
+        self.delta = check_real(delta, "delta", 0.0)
         if (bonds is None) != (bond is None) or (potential is None and bond is None):
             raise ValueError("Expected a 'potential', or 'bonds' together with a 'bond' potential, or both")
-        if bonds is not None and (bonds.dim() != 2 or bonds.size(0) != 2 or bonds.dtype.is_floating_point):
-            raise ValueError(f"Expected integer 'bonds' of shape (2, B) (got {bonds.dtype}, {tuple(bonds.shape)})")
-        self.potential, self.dt, self.sigma, self.delta = potential, float(dt), float(sigma), float(delta)
+        if bonds is not None:
+            bonds = check_edge_index(bonds, None, "bonds")  # ids checked against N at each step
+        self.potential = potential
         self.box, self.periodic, self.bond, self.neighbor_search = box, periodic, bond, neighbor_search
         self.bonds = None if bonds is None else torch.cat([bonds, bonds.flip(0)], 1).long()  # both directions
 
@@ -80,7 +80,7 @@ class PairForceStep(nn.Module):
         if self.potential is None:
             return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
         if self.neighbor_search is not None:
-            return as_edge_index(self.neighbor_search(pos, batch))
+            return as_edge_index(self.neighbor_search(pos, batch), pos.size(0))
         return radius_graph(pos, self.potential.cutoff, batch, box=self.box, periodic=self.periodic)
 
     def contacts(self, pos: Tensor, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
@@ -99,6 +99,8 @@ class PairForceStep(nn.Module):
                 continue
             if edges is None:
                 edges = self.graph(state.pos, state.batch)
+            elif edges is self.bonds:
+                check_edge_index(edges, state.num_particles, "bonds")
             vec, dist = edge_vectors(state.pos, edges, check_box(self.box, self.periodic, state.pos))
             qq = None
             if potential.uses_charge:

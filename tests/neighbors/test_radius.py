@@ -219,3 +219,24 @@ def test_extent_beyond_int64_cells_is_refused_by_hash_and_handled_by_auto():
         radius_graph(pos, 1.0, backend="hash")
     big = torch.cat([pos, torch.rand(3000, 2, dtype=torch.float64)])  # above the dense cut-off: auto tries hash
     assert torch.equal(radius_graph(big, 0.05), radius_graph(big, 0.05, backend="dense"))
+
+
+@pytest.mark.parametrize("dtype, r", [(torch.float32, 1e-30), (torch.float64, 1e-170)])
+def test_coincident_points_are_neighbours_when_r_squared_underflows(dtype, r):
+    # r * r rounds to 0 in the dtype; d2 = 0 <= 0 still holds (regression: cluster found nothing).
+    g = torch.Generator().manual_seed(5)
+    p = torch.rand(1500, 3, generator=g).to(dtype)
+    pos = torch.cat([p, p[:10]])  # above the dense cut-off: auto tries hash, which refuses, then cluster
+    expected = radius_graph(pos, r, backend="dense")
+    assert expected.size(1) == 20
+    assert torch.equal(radius_graph(pos, r), expected)
+    assert torch.equal(radius_graph(pos, r, backend="cluster"), expected)
+
+
+def test_huge_batch_ids_on_cluster():
+    # torch-cluster sizes buffers by the largest id: ids are compressed first.
+    g = torch.Generator().manual_seed(6)
+    pos = torch.rand(300, 3, generator=g)
+    batch = torch.zeros(300, dtype=torch.long)
+    batch[150:] = 10**12
+    assert torch.equal(radius_graph(pos, 0.3, batch, backend="cluster"), radius_graph(pos, 0.3, batch, backend="dense"))
