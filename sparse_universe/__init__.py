@@ -8,6 +8,7 @@ from .neighbors import (
     RadiusGraph,
     RadiusInteractionGraph,
     edge_vectors,
+    radius,
     radius_graph,
 )
 from .simulate import Trajectory, rollout
@@ -26,6 +27,7 @@ __all__ = [
     "RadiusInteractionGraph",
     "edge_vectors",
     "path_loss",
+    "radius",
     "radius_graph",
     "rollout",
     "wave_path_loss",

@@ -2,7 +2,7 @@
 
 from .geometry import edge_vectors
 from .pyg import RadiusGraph, RadiusInteractionGraph
-from .radius import NeighborOverflowError, radius_graph
+from .radius import NeighborOverflowError, radius, radius_graph
 from .verlet import NeighborList
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "RadiusGraph",
     "RadiusInteractionGraph",
     "edge_vectors",
+    "radius",
     "radius_graph",
 ]

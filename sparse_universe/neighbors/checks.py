@@ -75,23 +75,23 @@ def check_radius(r: object, name: str = "r") -> float:
     return check_real(r, name, 0.0, strict=True)
 
 
-def check_batch(batch: Optional[Tensor], pos: Tensor) -> Optional[Tensor]:
+def check_batch(batch: Optional[Tensor], pos: Tensor, name: str = "batch") -> Optional[Tensor]:
     """Any order of batch ids is accepted; only the values matter (no sorting needed)."""
     if batch is None:
         return None
     if not isinstance(batch, Tensor):
-        raise TypeError(f"Expected 'batch' to be a torch.Tensor or None (got {type(batch).__name__})")
+        raise TypeError(f"Expected '{name}' to be a torch.Tensor or None (got {type(batch).__name__})")
     if batch.dtype.is_floating_point or batch.dtype.is_complex or batch.dtype == torch.bool:
-        raise TypeError(f"Expected 'batch' to have an integer dtype (got {batch.dtype})")
+        raise TypeError(f"Expected '{name}' to have an integer dtype (got {batch.dtype})")
     if batch.dim() != 1 or batch.numel() != pos.size(0):
         raise ValueError(
-            f"Expected 'batch' to have shape ({pos.size(0)},), one id per row of 'pos' "
+            f"Expected '{name}' to have shape ({pos.size(0)},), one id per row of the positions "
             f"(got shape {tuple(batch.shape)})"
         )
     if batch.device != pos.device:
-        raise ValueError(f"Expected 'batch' on {pos.device} like 'pos' (got {batch.device})")
+        raise ValueError(f"Expected '{name}' on {pos.device} like the positions (got {batch.device})")
     if batch.numel() and int(batch.min()) < 0:
-        raise ValueError(f"Expected 'batch' ids >= 0 (got minimum {int(batch.min())})")
+        raise ValueError(f"Expected '{name}' ids >= 0 (got minimum {int(batch.min())})")
     return batch.long()
 
 

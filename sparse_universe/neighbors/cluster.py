@@ -39,13 +39,7 @@ def cluster_pairs(
     Shapes:
         cell_pos ``(M, d)``, group ``(M,)``, filter_pos ``(M, d)``, labels ``(M,)``.
     """
-    try:
-        import torch_cluster
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "backend='cluster' needs torch-cluster; install it with "
-            "'pip install --no-build-isolation torch-cluster' or use backend='hash'"
-        ) from e
+    torch_cluster = _torch_cluster()
     m = cell_pos.size(0)
     if m < 2:
         return []
@@ -77,3 +71,47 @@ def cluster_pairs(
         keep = a != b  # a particle and its own periodic image
         a, b = a[keep], b[keep]
     return [(a, b)]
+
+
+def cluster_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
+                      first_cap: int = FIRST_CAP) -> Pairs:
+    """Every pair ``(q, s)`` within ``r`` with equal groups, the contract of :func:`.hash.hash_bipartite`.
+
+    ``torch_cluster.radius`` with the same guards as :func:`cluster_pairs`: a
+    wider radius, a cap raised until no query is at it, then the exact test.
+    """
+    torch_cluster = _torch_cluster()
+    if query.size(0) == 0 or source.size(0) == 0:
+        return []
+    # Both sides sorted by one dense numbering of the groups, as torch-cluster wants.
+    ids, dense = torch.unique(torch.cat([query_group, source_group]), return_inverse=True)
+    q_order = torch.argsort(dense[:query.size(0)], stable=True)
+    s_order = torch.argsort(dense[query.size(0):], stable=True)
+    q_batch = dense[:query.size(0)].index_select(0, q_order)
+    s_batch = dense[query.size(0):].index_select(0, s_order)
+    x, y = source.index_select(0, s_order).contiguous(), query.index_select(0, q_order).contiguous()
+    reach = search_radius(r, query.dtype, query.size(1))
+    cap = min(first_cap, source.size(0))
+    one = ids.numel() == 1
+    while True:
+        row, col = torch_cluster.radius(x, y, reach, None if one else s_batch, None if one else q_batch,
+                                        max_num_neighbors=cap, num_workers=torch.get_num_threads())
+        degree = torch.bincount(row, minlength=y.size(0))
+        if cap >= source.size(0) or int(degree.max()) < cap:
+            break
+        cap = min(cap * 4, source.size(0))
+    q, s = q_order.index_select(0, row), s_order.index_select(0, col)
+    d2 = pair_sq_dist(query, q, s, None, source)
+    keep = d2 <= exact_r2(r, query.dtype)
+    return [(q[keep], s[keep])]
+
+
+def _torch_cluster():
+    try:
+        import torch_cluster
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "backend='cluster' needs torch-cluster; install it with "
+            "'pip install --no-build-isolation torch-cluster' or use backend='hash'"
+        ) from e
+    return torch_cluster

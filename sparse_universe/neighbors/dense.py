@@ -23,22 +23,39 @@ def dense_pairs(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor]) -> 
     Shapes:
         pos ``(N, d)``, group ``(N,)`` -> ``[(a (P,), b (P,)), ...]`` (int64).
     """
-    n, dim = pos.shape
+    return _blocks(pos, pos, r, group, group, box, upper=True)
+
+
+def dense_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor) -> Pairs:
+    """Every pair ``(q, s)`` with ``d2(query[q], source[s]) <= r * r`` and equal groups.
+
+    Shapes:
+        query ``(Q, d)``, source ``(S, d)``, groups ``(Q,)``, ``(S,)`` -> ``[(q (P,), s (P,)), ...]``.
+    """
+    return _blocks(query, source, r, query_group, source_group, None, upper=False)
+
+
+def _blocks(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
+            box: Optional[Tensor], upper: bool) -> Pairs:
+    """Test ``(rows, S)`` blocks of query rows against every source; ``upper``: only ``s > q``."""
+    n, dim = query.shape
     per = periods(box, dim)
-    r2 = exact_r2(r, pos.dtype)
-    cols = [pos[:, k].contiguous() for k in range(dim)]
-    arange = torch.arange(n, device=pos.device)
-    rows = max(1, BLOCK // max(n, 1))
+    r2 = exact_r2(r, query.dtype)
+    cols = [query[:, k].contiguous() for k in range(dim)]
+    source_cols = [source[:, k].contiguous() for k in range(dim)]
+    arange = torch.arange(max(n, source.size(0)), device=query.device)
+    rows = max(1, BLOCK // max(source.size(0), 1))
     found: Pairs = []
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         acc: Optional[Tensor] = None
         for k in range(dim):
-            acc = accumulate_sq(acc, cols[k][start:stop, None] - cols[k][None, :], per[k])
+            acc = accumulate_sq(acc, cols[k][start:stop, None] - source_cols[k][None, :], per[k])
         assert acc is not None
         keep = acc <= r2
-        keep &= arange[None, :] > arange[start:stop, None]  # upper triangle: each pair once
-        keep &= group[start:stop, None] == group[None, :]
+        if upper:  # each pair once
+            keep &= arange[None, :source.size(0)] > arange[start:stop, None]
+        keep &= query_group[start:stop, None] == source_group[None, :]
         a, b = keep.nonzero().unbind(1)
         found.append((a + start, b))
     return found

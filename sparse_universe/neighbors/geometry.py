@@ -59,13 +59,13 @@ def search_radius(r: float, dtype: torch.dtype, dim: int) -> float:
     return max(r, math.sqrt(2.0 * dim * tiny)) * (1.0 + SLACK)
 
 
-def pair_sq_dist(pos: Tensor, i: Tensor, j: Tensor, box: Optional[Tensor]) -> Tensor:
-    """Squared distance of rows ``pos[i]`` and ``pos[j]`` by the shared formula."""
+def pair_sq_dist(pos: Tensor, i: Tensor, j: Tensor, box: Optional[Tensor], source: Optional[Tensor] = None) -> Tensor:
+    """Squared distance of rows ``pos[i]`` and ``source[j]`` (``source`` defaults to ``pos``) by the shared formula."""
+    source = pos if source is None else source
     per = periods(box, pos.size(1))
     acc: Optional[Tensor] = None
     for k in range(pos.size(1)):
-        col = pos[:, k]
-        acc = accumulate_sq(acc, col.index_select(0, i) - col.index_select(0, j), per[k])
+        acc = accumulate_sq(acc, pos[:, k].index_select(0, i) - source[:, k].index_select(0, j), per[k])
     assert acc is not None  # d >= 1 after validation
     return acc
 
@@ -130,17 +130,29 @@ def edge_vectors(
     box: Optional[Tensor] = None,
     periodic: Optional[Tensor] = None,
     flow: str = "source_to_target",
+    *,
+    shifts: Optional[Tensor] = None,
+    cell: Optional[Tensor] = None,
+    batch: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
-    r"""Differentiable edge vectors and lengths, minimum image in periodic boxes.
+    r"""Differentiable edge vectors and lengths: minimum image in a ``box``, or the given images of a ``cell``.
 
     .. math::
         \mathbf{e}_{ij} = \mathbf{x}_i - \mathbf{x}_j - \mathbf{L} \odot
-        \operatorname{round}\!\left((\mathbf{x}_i - \mathbf{x}_j) / \mathbf{L}\right),
+        \operatorname{round}\!\left((\mathbf{x}_i - \mathbf{x}_j) / \mathbf{L}\right)
+        \quad\text{or}\quad
+        \mathbf{e}_{ij} = \mathbf{x}_i - (\mathbf{x}_j + S_{ij}\,\mathrm{cell}),
         \qquad d_{ij} = \lVert \mathbf{e}_{ij} \rVert
 
-    for every edge ``j -> i`` (``i`` the target). The rounding is a constant shift,
-    so gradients reach ``pos`` as if the box were open. A zero vector (coincident
-    points) has length 0 and a zero gradient, never NaN.
+    for every edge ``j -> i`` (``i`` the target): the vector from the source
+    (image) to the target, i.e. minus ASE's ``D``. With ``shifts`` and ``cell``
+    (from ``radius_graph(..., cell=..., return_shifts=True)``) the lengths are
+    bit for bit the ones the graph was built with, and gradients reach both
+    ``pos`` and ``cell``: stress by the strain trick (scale ``pos`` and
+    ``cell`` by ``I + epsilon`` and differentiate by ``epsilon``) works. In a
+    ``box`` the rounding is a constant shift, so gradients reach ``pos`` as
+    if the box were open. A zero vector (coincident points) has length 0 and
+    a zero gradient, never NaN.
 
     Args:
         pos (Tensor): positions ``(N, d)``.
@@ -149,23 +161,35 @@ def edge_vectors(
         periodic (Tensor, optional): ``(d,)`` bool mask. (default: all axes of ``box``)
         flow (str): ``"source_to_target"`` (row 1 is the target) or
             ``"target_to_source"`` (row 0 is). (default: ``"source_to_target"``)
+        shifts (Tensor, optional): ``(E, d)`` integer image of each source. (default: ``None``)
+        cell (Tensor, optional): ``(d, d)`` or ``(B, d, d)`` lattice vectors as rows,
+            with ``shifts``. (default: ``None``)
+        batch (Tensor, optional): ``(N,)`` example ids, to pick each edge's cell
+            from a ``(B, d, d)`` stack. (default: ``None``)
 
     Shapes:
-        pos ``(N, d)``, edge_index ``(2, E)`` -> vectors ``(E, d)``, lengths ``(E,)``.
+        pos ``(N, d)``, edge_index ``(2, E)``, shifts ``(E, d)`` -> vectors ``(E, d)``, lengths ``(E,)``.
     """
+    from .cells import check_shifts, shift_vectors, sq_norm
     from .checks import FLOWS, check_box, check_choice, check_edge_index, check_pos
 
     check_pos(pos, finite=False)
     edge_index = check_edge_index(edge_index, pos.size(0))
-    box = check_box(box, periodic, pos)
     target, source = edge_index.flip(0) if check_choice(flow, "flow", FLOWS) == "source_to_target" else edge_index
-    vec = pos.index_select(0, target) - pos.index_select(0, source)
-    if box is not None:
-        finite = torch.isfinite(box)
-        safe = torch.where(finite, box, torch.ones_like(box)).to(pos.dtype)
-        shift = torch.where(finite, safe * torch.round(vec.detach() / safe), 0.0)
-        vec = vec - shift
-    sq = (vec * vec).sum(-1)
+    if shifts is not None or cell is not None:
+        if box is not None:
+            raise ValueError("Got both 'box' and 'cell'/'shifts': edges of a cell carry their shifts, give those")
+        shifts, cell, which = check_shifts(shifts, cell, batch, pos, source)
+        # The graph's exact test, in the same order: D = (x_j - x_i) + S cell, and e = -D.
+        vec = -((pos.index_select(0, source) - pos.index_select(0, target)) + shift_vectors(shifts, cell, which))
+    else:
+        box = check_box(box, periodic, pos)
+        vec = pos.index_select(0, target) - pos.index_select(0, source)
+        if box is not None:
+            finite = torch.isfinite(box)
+            safe = torch.where(finite, box, torch.ones_like(box)).to(pos.dtype)
+            vec = vec - torch.where(finite, safe * torch.round(vec.detach() / safe), 0.0)
+    sq = sq_norm(vec)
     # sqrt has an infinite derivative at 0: route zero lengths around it.
     nonzero = sq > 0
     length = torch.where(nonzero, torch.sqrt(torch.where(nonzero, sq, 1.0)), 0.0)

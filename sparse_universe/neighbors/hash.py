@@ -81,24 +81,7 @@ def hash_pairs(
     if m < 2:
         return []
     s = subdivisions
-    h = search_radius(r, filter_pos.dtype, dim)
-    low = cell_pos.min(0).values
-    extent = cell_pos.max(0).values - low
-    if float(extent.max()) * (s / h) >= _INT63:
-        raise CellIndexOverflow(f"backend='hash' cannot index cells of side {h:.3g} across an extent of "
-                                f"{float(extent.max()):.3g}; use backend='cluster' or 'dense'")
-    fast = int(torch.argmax(extent))
-    slow = [k for k in range(dim) if k != fast]
-    cells = torch.floor((cell_pos - low) / h).long()  # (M, d) >= 0
-    cx = torch.floor((cell_pos[:, fast] - low[fast]) * (s / h)).long()
-
-    row, neighbor_rows = _rows(group, cells[:, slow])  # (M,), (U, n_off)
-    if (int(cx.max()) + 2 * s + 1) * _row_count(neighbor_rows) >= _INT63:
-        cx = _compress(cx, gap=s + 1)
-    cx += s  # the window cx - s .. cx + s stays inside the row
-    width = int(cx.max()) + s + 1
-    key = row * width + cx  # (M,) row-major cell key
-
+    key, width, neighbor_rows = _cell_keys(cell_pos, group, search_radius(r, filter_pos.dtype, dim), s, half=True)
     order = torch.argsort(key, stable=True)
     key = key.index_select(0, order)
     cell_key, cell_of = torch.unique_consecutive(key, return_inverse=True)
@@ -112,8 +95,65 @@ def hash_pairs(
 
     cols = [filter_pos.index_select(0, order)[:, k].contiguous() for k in range(dim)]
     names = order if labels is None else labels.index_select(0, order)
-    return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, r, box, names,
+    return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, cols, r, box, names, names,
                  drop_self=labels is not None)
+
+
+def hash_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
+                   subdivisions: int = 2) -> Pairs:
+    """Pairs ``(q, s)`` with ``d2(query[q], source[s]) <= r * r`` and equal groups: every query meets
+    every source (no half list, no self-pair removal).
+
+    The same cell list as :func:`hash_pairs`, built over both sets at once so
+    that their cell keys agree; only the sources are sorted, and each query
+    scans the ranges of its full ``3^(d-1)`` neighbouring rows.
+
+    Shapes:
+        query ``(Q, d)``, source ``(S, d)`` (one floating dtype), groups ``(Q,)``, ``(S,)``
+        -> ``[(q (P,), s (P,)), ...]``.
+    """
+    nq, dim = query.shape
+    if nq == 0 or source.size(0) == 0:
+        return []
+    s = subdivisions
+    both = torch.cat([query, source]).to(torch.float64)
+    key, width, neighbor_rows = _cell_keys(both, torch.cat([query_group, source_group]),
+                                           search_radius(r, query.dtype, dim), s, half=False)
+    query_key, source_key = key[:nq], key[nq:]
+    order = torch.argsort(source_key, stable=True)
+    source_key = source_key.index_select(0, order)
+    cell_key, cell_of = torch.unique(query_key, return_inverse=True)
+    lo, count = _ranges(source_key, cell_key, width, s, neighbor_rows, own=False)  # (C, n_off)
+    lo, count = lo.index_select(0, cell_of), count.index_select(0, cell_of)  # (Q, n_off)
+    query_cols = [query[:, k].contiguous() for k in range(dim)]
+    source_cols = [source.index_select(0, order)[:, k].contiguous() for k in range(dim)]
+    return _scan(lo.view(-1), count.view(-1), neighbor_rows.size(1), query_cols, source_cols, r, None,
+                 torch.arange(nq, device=query.device), order, drop_self=False)
+
+
+def _cell_keys(pos: Tensor, group: Tensor, h: float, s: int, half: bool) -> Tuple[Tensor, int, Tensor]:
+    """Row-major cell key of every row, the row width, and each occupied row's neighbour rows.
+
+    ``half`` keeps only the neighbour rows at a positive offset (each pair once);
+    otherwise every offset, its own row included.
+    """
+    dim = pos.size(1)
+    low = pos.min(0).values
+    extent = pos.max(0).values - low
+    if float(extent.max()) * (s / h) >= _INT63:
+        raise CellIndexOverflow(f"backend='hash' cannot index cells of side {h:.3g} across an extent of "
+                                f"{float(extent.max()):.3g}; use backend='cluster' or 'dense'")
+    fast = int(torch.argmax(extent))
+    slow = [k for k in range(dim) if k != fast]
+    cells = torch.floor((pos - low) / h).long()  # (M, d) >= 0
+    cx = torch.floor((pos[:, fast] - low[fast]) * (s / h)).long()
+
+    row, neighbor_rows = _rows(group, cells[:, slow], half)  # (M,), (U, n_off)
+    if (int(cx.max()) + 2 * s + 1) * _row_count(neighbor_rows) >= _INT63:
+        cx = _compress(cx, gap=s + 1)
+    cx += s  # the window cx - s .. cx + s stays inside the row
+    width = int(cx.max()) + s + 1
+    return row * width + cx, width, neighbor_rows
 
 
 def _compress(c: Tensor, gap: int) -> Tensor:
@@ -128,8 +168,8 @@ def _compress(c: Tensor, gap: int) -> Tensor:
     return torch.cat([steps.new_zeros(1), steps.cumsum(0)]).index_select(0, inv)
 
 
-def _rows(group: Tensor, slow: Tensor) -> Tuple[Tensor, Tensor]:
-    """Dense row ids and, per row, the ids of its half-set neighbour rows (-1: empty)."""
+def _rows(group: Tensor, slow: Tensor, half: bool = True) -> Tuple[Tensor, Tensor]:
+    """Dense row ids and, per row, the ids of its neighbour rows (-1: empty); ``half``: positive offsets only."""
     cols = [group] + [slow[:, k] + 1 for k in range(slow.size(1))]
     strides, total = _strides(cols)
     if total >= _INT63:
@@ -142,7 +182,7 @@ def _rows(group: Tensor, slow: Tensor) -> Tuple[Tensor, Tensor]:
         )
     key = sum(c * st for c, st in zip(cols, strides))
     row_key, row = torch.unique(key, sorted=True, return_inverse=True)
-    offsets = [o for o in itertools.product((-1, 0, 1), repeat=slow.size(1)) if o > (0,) * len(o)]
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=slow.size(1)) if not half or o > (0,) * len(o)]
     delta = torch.tensor([sum(o_k * st for o_k, st in zip(o, strides[1:])) for o in offsets],
                          dtype=torch.long, device=key.device)
     want = row_key[:, None] + delta  # (U, n_off)
@@ -164,16 +204,19 @@ def _row_count(neighbor_rows: Tensor) -> int:
     return max(1, neighbor_rows.size(0))
 
 
-def _ranges(key: Tensor, cell_key: Tensor, width: int, s: int, neighbor_rows: Tensor):
-    """First sorted index and length of each occupied cell's candidate ranges.
+def _ranges(key: Tensor, cell_key: Tensor, width: int, s: int, neighbor_rows: Tensor, own: bool = True):
+    """First sorted index and length of each cell's candidate ranges in the sorted ``key``.
 
-    Column 0 is the cell's own row (``cx - s .. cx + s``; the caller trims it to
-    the right of each particle), the others its neighbour rows. When the grid
-    of cells is compact, a prefix table replaces the binary searches.
+    With ``own``, column 0 is the cell's own row (``cx - s .. cx + s``; the
+    caller trims it to the right of each particle) and the others its neighbour
+    rows; without, the neighbour rows alone. When the grid of cells is
+    compact, a prefix table replaces the binary searches.
     """
     row = torch.div(cell_key, width, rounding_mode="floor")
     cx = cell_key - row * width
-    target = torch.cat([row[:, None], neighbor_rows.index_select(0, row)], 1)  # (C, 1 + n_off)
+    target = neighbor_rows.index_select(0, row)  # (C, n_off)
+    if own:
+        target = torch.cat([row[:, None], target], 1)  # (C, 1 + n_off)
     base = (target.clamp(min=0) * width + cx[:, None]).t().contiguous()  # offsets contiguous: sorted queries
     cells = _row_count(neighbor_rows) * width
     if cells <= 8 * key.numel():
@@ -206,12 +249,13 @@ def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int]]]:
     return order, spans
 
 
-def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], r: float,
-          box: Optional[Tensor], names: Tensor, drop_self: bool) -> Pairs:
-    """Test every candidate of every range; return the hits as pairs of ``names``.
+def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], source_cols: List[Tensor], r: float,
+          box: Optional[Tensor], names: Tensor, source_names: Tensor, drop_self: bool) -> Pairs:
+    """Test every candidate of every range; return the hits as pairs ``(names[i], source_names[j])``.
 
-    With ``drop_self``, pairs of two rows with the same name (a particle and its
-    own periodic image) are dropped.
+    Range ``t`` belongs to particle ``t // per_particle`` (a row of ``cols``) and
+    indexes ``source_cols``. With ``drop_self``, pairs of two rows with the same
+    name (a particle and its own periodic image) are dropped.
     """
     r2 = exact_r2(r, cols[0].dtype)
     per = periods(box, len(cols))
@@ -220,7 +264,7 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], r: f
     widest = max((w for _, _, w in buckets), default=1)
     steps = torch.arange(widest, device=lo.device)
     # Padding lets every window lo .. lo + width - 1 exist; padded reads are masked.
-    padded_cols = [torch.cat([col, col.new_zeros(widest)]) for col in cols]
+    padded_cols = [torch.cat([col, col.new_zeros(widest)]) for col in source_cols]
     found: Pairs = []
     for start, stop, width in buckets:
         padded = width > EXACT_WIDTH
@@ -242,7 +286,7 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], r: f
             hit = hit.view(-1).nonzero().view(-1)
             at = torch.div(hit, width, rounding_mode="floor")
             a = names.index_select(0, i.index_select(0, at))
-            b = names.index_select(0, j0.index_select(0, at).add_(hit - at * width))
+            b = source_names.index_select(0, j0.index_select(0, at).add_(hit - at * width))
             if drop_self:
                 keep = a != b
                 a, b = a[keep], b[keep]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..typing import Backend, Flow, OnOverflow, PerAxis
+from .cells import Cells, check_cells, periodic_candidates, shift_sq_dist, shift_vectors, sort_edges
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
-from .cluster import cluster_pairs
-from .dense import dense_pairs
+from .cluster import cluster_bipartite, cluster_pairs
+from .dense import dense_bipartite, dense_pairs
 from .geometry import Pairs, pair_sq_dist, periodic_images, search_radius, wrap
-from .hash import CellIndexOverflow, hash_pairs
+from .hash import CellIndexOverflow, hash_bipartite, hash_pairs
 
 #: ``backend="auto"`` uses brute force up to this many points (measured by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
@@ -45,11 +46,14 @@ def radius_graph(
     loop: bool = False,
     box: Optional[PerAxis] = None,
     periodic: Optional[PerAxis] = None,
+    cell: Optional[Tensor] = None,
+    pbc: Optional[PerAxis] = None,
+    return_shifts: bool = False,
     max_num_neighbors: Optional[int] = None,
     backend: Backend = "auto",
     flow: Flow = "source_to_target",
     on_overflow: OnOverflow = "raise",
-) -> Tensor:
+) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     r"""Every ordered pair ``j -> i`` with :math:`\lVert x_i - x_j \rVert \le r`.
 
     .. math::
@@ -61,18 +65,37 @@ def radius_graph(
     :math:`\Gamma` is. All backends evaluate the same formula, so they return
     the *identical* tensor, sorted by target, then source.
 
+    **Periodic cells** (``cell``, ``pbc``; ASE's conventions, see
+    :mod:`~sparse_universe.neighbors.cells`): every image is a candidate, so the
+    edges are triples ``(i, j, S)``, ``j -> i`` with the neighbour at
+    ``pos[j] + S @ cell``, unique per ``(i, j, S)``, for any cut-off (a
+    particle may neighbour its own images) and positions anywhere (shifts are
+    relative to the coordinates given). They are sorted by target, source,
+    then shift (lexicographic); ``return_shifts=True`` returns ``S``.
+    ``box`` is the older orthorhombic shorthand: the *minimum* image only
+    (one edge per pair, ``r`` at most half a side) and no shifts. For
+    ``r`` below half a side, ``cell=torch.diag(box)`` gives the same pairs,
+    up to ties at exactly half a side.
+
     Args:
         pos (Tensor): positions ``(N, d)``, any ``d >= 1``.
         r (float): cut-off radius, finite and ``> 0``.
         batch (Tensor, optional): example id of every node. Need not be sorted:
             any order is handled. (default: ``None``)
-        loop (bool): add ``i -> i`` for every node. (default: ``False``)
+        loop (bool): add ``i -> i`` (shift 0) for every node. (default: ``False``)
         box (Tensor or sequence, optional): ``(d,)`` side lengths of an
             orthorhombic box with a corner at the origin. (default: ``None``)
         periodic (Tensor or sequence, optional): ``(d,)`` bool mask of periodic
             axes; all axes of ``box`` when omitted. Positions are wrapped into
             the box on periodic axes and distances use the minimum image; ``r``
             must be at most half of every periodic side. (default: ``None``)
+        cell (Tensor, optional): ``(d, d)`` lattice vectors as rows, or
+            ``(B, d, d)``, one per example of ``batch``. (default: ``None``)
+        pbc (Tensor or sequence, optional): ``(d,)`` or ``(B, d)`` bool mask of
+            the periodic axes of ``cell``; all axes when omitted. Open axes get
+            ``S = 0``; their lattice vectors may be zero. (default: ``None``)
+        return_shifts (bool): also return the integer shifts ``S`` ``(E, d)``
+            (zeros without a cell; refused with ``box``). (default: ``False``)
         max_num_neighbors (int, optional): ``None`` means unlimited. With a cap,
             a node above it raises :class:`NeighborOverflowError` naming the
             largest degree, unless ``on_overflow="nearest"``. (default: ``None``)
@@ -80,44 +103,195 @@ def radius_graph(
             (torch-cluster, made exact), ``"dense"`` (brute force) or ``"auto"``
             (dense for small ``N``, hash above). (default: ``"auto"``)
         flow (str): ``"source_to_target"`` gives ``[source, target]`` rows,
-            ``"target_to_source"`` gives ``[target, source]``.
-            (default: ``"source_to_target"``)
+            ``"target_to_source"`` gives ``[target, source]``; a shift always
+            belongs to the source's image. (default: ``"source_to_target"``)
         on_overflow (str): ``"raise"``, or ``"nearest"`` to keep the
             ``max_num_neighbors`` nearest sources of each node (ties: smaller
             index first). (default: ``"raise"``)
 
     Returns:
-        ``edge_index`` ``(2, E)`` int64 on the device of ``pos``.
+        ``edge_index`` ``(2, E)`` int64 on the device of ``pos``; with
+        ``return_shifts``, ``(edge_index, shifts)``.
 
     Shapes:
-        pos ``(N, d)``, batch ``(N,)`` -> edge_index ``(2, E)``.
+        pos ``(N, d)``, batch ``(N,)``, cell ``(d, d)`` or ``(B, d, d)``
+        -> edge_index ``(2, E)``, shifts ``(E, d)``.
 
     Example:
         >>> pos = torch.tensor([[0.0, 0.0], [0.5, 0.0], [2.0, 0.0]])
         >>> radius_graph(pos, r=0.5)
         tensor([[1, 0],
                 [0, 1]])
+        >>> radius_graph(torch.zeros(1, 1), 1.5, cell=torch.eye(1), return_shifts=True)
+        (tensor([[0, 0, 0, 0],
+                [0, 0, 0, 0]]), tensor([[-1],
+                [ 1],
+                [-1],
+                [ 1]]))
     """
     pos = check_pos(pos)
     r = check_radius(r)
     batch = check_batch(batch, pos)
+    if box is not None and (cell is not None or pbc is not None):
+        raise ValueError("Got both 'box' and 'cell'/'pbc': give the periodic box one way (cell=torch.diag(box))")
     periods = check_box(box, periodic, pos)
+    cells = check_cells(cell, pbc, pos, batch)
     backend, flow, on_overflow, cap = check_options(backend, flow, on_overflow, max_num_neighbors)
+    if return_shifts and periods is not None:
+        raise ValueError("Expected 'cell' with return_shifts=True ('box' gives minimum-image edges without "
+                         "shifts; pass cell=torch.diag(box) instead)")
     check_radius_fits(r, periods)
 
     work = prepare(pos, periods)
     group = batch if batch is not None else torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
+    if cells is not None:
+        edge_index, shifts = periodic_graph(work, r, group, cells, loop, backend)
+        edge_index, shifts = finish(edge_index, cap, on_overflow, flow, work.size(0),
+                                    lambda e: edge_sq_dist(work, e, shifts, cells), shifts)
+        return (edge_index, shifts) if return_shifts else edge_index
     pairs = find_pairs(work, r, group, periods, backend)
     edge_index = symmetrize(pairs, work.size(0), loop, periods is not None, pos.device)
-    return finish(edge_index, cap, on_overflow, flow, work, periods)
+    edge_index, _ = finish(edge_index, cap, on_overflow, flow, work.size(0),
+                           lambda e: pair_sq_dist(work, e[1], e[0], periods))
+    if return_shifts:
+        return edge_index, edge_index.new_zeros(edge_index.size(1), pos.size(1))
+    return edge_index
 
 
-def finish(edge_index: Tensor, cap: Optional[int], on_overflow: str, flow: str, work: Tensor,
-           periods: Optional[Tensor]) -> Tensor:
-    """Apply ``max_num_neighbors`` and ``flow`` to a sorted ``[source, target]`` graph."""
+def radius(
+    x: Tensor,
+    y: Tensor,
+    r: float,
+    batch_x: Optional[Tensor] = None,
+    batch_y: Optional[Tensor] = None,
+    *,
+    cell: Optional[Tensor] = None,
+    pbc: Optional[PerAxis] = None,
+    return_shifts: bool = False,
+    max_num_neighbors: Optional[int] = None,
+    backend: Backend = "auto",
+    on_overflow: OnOverflow = "raise",
+) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    r"""For each query ``y[i]``, every source ``x[j]`` with :math:`\lVert y_i - x_j \rVert \le r`.
+
+    The bipartite search (probe grids, point-cloud models, halo exchange), with
+    torch-cluster's orientation: row 0 indexes ``y``, row 1 ``x``, sorted by
+    query, then source (then shift). The same exact test and periodic options
+    as :func:`radius_graph` (``cell`` and ``pbc`` indexed by the batch ids of
+    both sets); a source and a query at the same place are neighbours.
+
+    Args:
+        x (Tensor): sources ``(N, d)``.
+        y (Tensor): queries ``(M, d)``.
+        r (float): cut-off radius.
+        batch_x, batch_y (Tensor, optional): example ids; a query meets only
+            sources of its example. (default: ``None``)
+        cell, pbc, return_shifts, max_num_neighbors, backend, on_overflow:
+            as in :func:`radius_graph` (the cap counts sources per query). With
+            shifts, ``x[j] - y[i] + S @ cell`` is the vector from the query to
+            the source's image.
+
+    Returns:
+        ``(2, E)`` ``[query, source]``; with ``return_shifts``, also ``(E, d)``.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [2.0]])
+        >>> radius(x, torch.tensor([[0.9]]), 0.5)
+        tensor([[0],
+                [1]])
+    """
+    x, y = check_pos(x, "x"), check_pos(y, "y")
+    if x.size(1) != y.size(1) or x.dtype != y.dtype or x.device != y.device:
+        raise ValueError(f"Expected 'x' and 'y' in the same dimension, dtype and device (got {tuple(x.shape)} "
+                         f"{x.dtype} on {x.device} and {tuple(y.shape)} {y.dtype} on {y.device})")
+    r = check_radius(r)
+    batch_x, batch_y = check_batch(batch_x, x, "batch_x"), check_batch(batch_y, y, "batch_y")
+    if (batch_x is None) != (batch_y is None):
+        raise ValueError("Expected both 'batch_x' and 'batch_y', or neither")
+    backend, _, on_overflow, cap = check_options(backend, "source_to_target", on_overflow, max_num_neighbors)
+    cells_x, cells_y = check_cells(cell, pbc, x, batch_x), check_cells(cell, pbc, y, batch_y)
+    source, query = prepare(x, None), prepare(y, None)
+    group_x = batch_x if batch_x is not None else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+    group_y = batch_y if batch_y is not None else torch.zeros(y.size(0), dtype=torch.long, device=y.device)
+    search = bipartite_search(backend, query.size(0), source.size(0), query.device)
+    if cells_x is not None:
+        i, j, shifts = periodic_candidates(query, source, r, cells_y, cells_x, group_y, group_x, search)
+        order = sort_edges(i, j, shifts, source.size(0))
+        edges, shifts = torch.stack([i, j]).index_select(1, order), shifts.index_select(0, order)
+        distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731 (e: [source, target])
+    else:
+        i, j = _cat(search(query, source, r, group_y, group_x), query.device)
+        edges = torch.stack([i, j]).index_select(1, torch.sort(i * max(source.size(0), 1) + j).indices)
+        shifts = edges.new_zeros(edges.size(1), x.size(1))
+        distance = lambda e: pair_sq_dist(query, e[1], e[0], None, source)  # noqa: E731
+    # finish() works on [source, target] rows: flip in, and "target_to_source" flips back.
+    edges, shifts = finish(edges.flip(0), cap, on_overflow, "target_to_source", query.size(0), distance, shifts)
+    return (edges, shifts) if return_shifts else edges
+
+
+def periodic_graph(work: Tensor, r: float, group: Tensor, cells: Cells, loop: bool,
+                   backend: str) -> Tuple[Tensor, Tensor]:
+    """``[source, target]`` edges of every image within ``r`` and their shifts, sorted."""
+    n = work.size(0)
+    search = bipartite_search(backend, n, n, work.device)
+    i, j, shifts = periodic_candidates(work, work, r, cells, cells, group, group, search)
+    keep = (i != j) | shifts.ne(0).any(1)  # a particle is not its own neighbour; its images may be
+    i, j, shifts = i[keep], j[keep], shifts[keep]
+    if loop:
+        ids = torch.arange(n, device=work.device)
+        i, j = torch.cat([i, ids]), torch.cat([j, ids])
+        shifts = torch.cat([shifts, shifts.new_zeros(n, shifts.size(1))])
+    order = sort_edges(i, j, shifts, n)
+    return torch.stack([j, i]).index_select(1, order), shifts.index_select(0, order)
+
+
+def edge_sq_dist(target_pos: Tensor, edge_index: Tensor, shifts: Tensor, cells: Cells,
+                 source_pos: Optional[Tensor] = None) -> Tensor:
+    """The exact test's squared length of every ``[source, target]`` edge with its shift."""
+    source_pos = target_pos if source_pos is None else source_pos
+    j, i = edge_index
+    shift = shift_vectors(shifts, cells.cell.to(target_pos.dtype), cells.which.index_select(0, j))
+    return shift_sq_dist(target_pos, source_pos, i, j, shift)
+
+
+def bipartite_search(backend: str, num_queries: int, num_sources: int, device: torch.device):
+    """The bipartite backend ``(query, source, r, query_group, source_group) -> pairs`` to use."""
+    if backend == "auto":
+        small = num_queries * num_sources <= DENSE_UP_TO.get(device.type, DENSE_UP_TO["cuda"]) ** 2
+        backend = "dense" if small else "hash"
+    if backend == "dense":
+        return dense_bipartite
+    if backend == "cluster":
+        return cluster_bipartite
+
+    def hash_or_cluster(*args):
+        try:
+            return hash_bipartite(*args)
+        except CellIndexOverflow:
+            if backend == "hash":
+                raise
+            return cluster_bipartite(*args)
+    return hash_or_cluster
+
+
+def _cat(pairs: Pairs, device: torch.device) -> Tuple[Tensor, Tensor]:
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    return (torch.cat([a for a, _ in pairs]), torch.cat([b for _, b in pairs])) if pairs else (empty, empty)
+
+
+def finish(edge_index: Tensor, cap: Optional[int], on_overflow: str, flow: str, num_targets: int,
+           sq_dist: Callable[[Tensor], Tensor], shifts: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+    """Apply ``max_num_neighbors`` and ``flow`` to a sorted ``[source, target]`` graph (and its shifts).
+
+    ``sq_dist(edge_index)`` gives the exact test's squared lengths, needed only
+    to keep the nearest neighbours.
+    """
     if cap is not None:
-        edge_index = apply_cap(edge_index, cap, on_overflow, work, periods)
-    return edge_index if flow == "source_to_target" else edge_index.flip(0)
+        keep = capped(edge_index[1], num_targets, cap, on_overflow, lambda: sq_dist(edge_index))
+        if keep is not None:
+            edge_index = edge_index.index_select(1, keep)
+            shifts = None if shifts is None else shifts.index_select(0, keep)
+    return (edge_index if flow == "source_to_target" else edge_index.flip(0)), shifts
 
 
 def check_radius_fits(r: float, periods: Optional[Tensor]) -> None:
@@ -236,21 +410,18 @@ def _sort_in_blocks(chunks: List[Tensor], out: Tensor, n: int) -> None:
                 size, dtype=torch.long, device=out.device)))
 
 
-def apply_cap(edge_index: Tensor, cap: int, on_overflow: str, work: Tensor,
-              periods: Optional[Tensor]) -> Tensor:
-    """Enforce ``max_num_neighbors`` on a ``[source, target]`` graph sorted by target."""
-    source, target = edge_index
-    degree = torch.bincount(target, minlength=work.size(0))
+def capped(target: Tensor, num_targets: int, cap: int, on_overflow: str,
+           sq_dist: Callable[[], Tensor]) -> Optional[Tensor]:
+    """Edges to keep under ``max_num_neighbors`` (targets sorted), or ``None`` when none is dropped."""
+    degree = torch.bincount(target, minlength=num_targets)
     if degree.numel() == 0 or int(degree.max()) <= cap:
-        return edge_index
+        return None
     if on_overflow == "raise":
         node = int(torch.argmax(degree))
         raise NeighborOverflowError(int(degree[node]), node, cap)
     # Order by (target, distance, source): stable sorts keep the earlier keys.
-    d2 = pair_sq_dist(work, target, source, periods)
-    by_dist = torch.sort(d2, stable=True).indices
+    by_dist = torch.sort(sq_dist(), stable=True).indices
     order = by_dist.index_select(0, torch.sort(target.index_select(0, by_dist), stable=True).indices)
     start = torch.cumsum(degree, 0) - degree
     rank = torch.arange(order.numel(), device=order.device) - start.index_select(0, target.index_select(0, order))
-    keep = torch.sort(order[rank < cap]).values
-    return edge_index.index_select(1, keep)
+    return torch.sort(order[rank < cap]).values

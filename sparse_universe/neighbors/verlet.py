@@ -87,7 +87,8 @@ class NeighborList:
         assert self._cached is not None
         source, target = self._cached
         keep = pair_sq_dist(work, target, source, box) <= exact_r2(self.r, work.dtype)
-        return finish(self._cached[:, keep], self.max_num_neighbors, self.on_overflow, self.flow, work, box)
+        return finish(self._cached[:, keep], self.max_num_neighbors, self.on_overflow, self.flow, work.size(0),
+                      lambda e: pair_sq_dist(work, e[1], e[0], box))[0]
 
     def _must_rebuild(self, work: Tensor, batch: Optional[Tensor], box: Optional[Tensor]) -> bool:
         ref = self._reference

@@ -1,0 +1,263 @@
+"""Periodic cells: which image of a particle is a neighbour, decided in one place.
+
+Conventions (ASE's, so materials pipelines can hand their data over as is):
+
+* ``cell`` rows are the lattice vectors :math:`\\mathbf{a}_k`; ``pbc[k]`` says
+  whether axis ``k`` is periodic. A structure is a ``(d, d)`` cell, a batch of
+  them ``(B, d, d)`` indexed by the batch id.
+* An edge ``j -> i`` (source ``j``, target ``i``) carries an integer shift
+  :math:`S \\in \\mathbb{Z}^d` (zero on open axes): the neighbour is the image
+  of ``j`` at ``pos[j] + S @ cell``, and
+  :math:`D_{ij} = \\mathrm{pos}_j - \\mathrm{pos}_i + S\\,\\mathrm{cell}` is the
+  vector from ``i`` to it (ASE's ``D`` of the pair ``(i, j, S)``). Shifts are
+  relative to the coordinates given, which may lie outside the cell.
+* The exact test: ``(i, j, S)`` is an edge iff :func:`shift_sq_dist`, the
+  squared norm of :math:`D` computed in the dtype of ``pos`` by a fixed
+  sequence of elementwise operations, is ``<= r * r`` rounded to that dtype.
+  Every backend's candidates go through it, and
+  :func:`~sparse_universe.edge_vectors` evaluates the same expression, so
+  lengths and graph agree bit for bit.
+
+How images are found
+--------------------
+Positions are wrapped into the cell in float64 (fractional coordinates from
+the pseudo-inverse of the periodic rows, floored on periodic axes). An image
+of a source can only be within ``r`` of a target inside the cell if its
+fractional coordinate along every periodic axis lies in
+``[-r / h_k, 1 + r / h_k]``, ``h_k`` the distance between lattice planes of
+axis ``k``; so at most ``ceil(r / h_k)`` shifts either way are tried, axis by
+axis (corners come from shifting earlier images again). A bipartite search
+(targets: the wrapped particles, sources: all images) then returns
+candidates within a slightly larger radius, and the exact test decides. A
+cut-off longer than the cell is no special case: it only means more images,
+and a particle may neighbour its own images.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .checks import _as_tensor
+from .geometry import exact_r2, search_radius
+
+
+class Cells(NamedTuple):
+    """Validated cells: ``cell (C, d, d)`` float64, ``pbc (C, d)`` bool, and ``which (N,)``, the cell of every
+    particle (``C`` is 1 when one cell serves the whole batch)."""
+
+    cell: Tensor
+    pbc: Tensor
+    which: Tensor
+
+
+def check_cells(cell: object, pbc: object, pos: Tensor, batch: Optional[Tensor], name: str = "cell") -> Optional[Cells]:
+    """Validate ``cell`` and ``pbc`` against ``pos`` and ``batch``; ``None`` when no axis is periodic.
+
+    A ``cell`` without ``pbc`` is periodic on every axis. ``pbc`` without
+    ``cell`` must be all ``False``. Rows of periodic axes must be finite and
+    linearly independent; rows of open axes may be anything finite (zero too).
+    """
+    d = pos.size(1)
+    if cell is None:
+        if pbc is not None and bool(_as_tensor(pbc, "pbc", torch.bool, pos.device).any()):
+            raise ValueError(f"Got periodic axes in 'pbc' without a '{name}': give the lattice vectors as '{name}'")
+        return None
+    cell_t = _as_tensor(cell, name, torch.float64, pos.device)
+    if cell_t.dim() not in (2, 3) or cell_t.shape[-2:] != (d, d):
+        raise ValueError(f"Expected '{name}' of shape ({d}, {d}) or (B, {d}, {d}), rows the lattice vectors "
+                         f"(got {tuple(cell_t.shape)})")
+    cell_t = cell_t.reshape(-1, d, d)
+    pbc_t = torch.ones(1, d, dtype=torch.bool, device=pos.device) if pbc is None else _as_tensor(
+        pbc, "pbc", None, pos.device)
+    if pbc_t.dtype != torch.bool:
+        raise TypeError(f"Expected 'pbc' to be a bool mask (got dtype {pbc_t.dtype})")
+    if pbc_t.dim() not in (1, 2) or pbc_t.size(-1) != d:
+        raise ValueError(f"Expected 'pbc' of shape ({d},) or (B, {d}) (got {tuple(pbc_t.shape)})")
+    pbc_t = pbc_t.reshape(-1, d)
+    count = max(cell_t.size(0), pbc_t.size(0))
+    if min(cell_t.size(0), pbc_t.size(0)) not in (1, count):
+        raise ValueError(f"Expected '{name}' and 'pbc' for the same number of structures (got "
+                         f"{cell_t.size(0)} and {pbc_t.size(0)})")
+    cell_t, pbc_t = cell_t.expand(count, d, d), pbc_t.expand(count, d)
+    _check_lattice(cell_t, pbc_t, name)
+    which = torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
+    if count > 1:
+        if batch is None:
+            raise ValueError(f"Got {count} cells but no 'batch': give each particle's structure as 'batch'")
+        if batch.numel() and int(batch.max()) >= count:
+            raise ValueError(f"Expected 'batch' ids < {count}, one cell each (got {int(batch.max())})")
+        which = batch
+    if not bool(pbc_t.any()):
+        return None
+    return Cells(cell_t, pbc_t, which)
+
+
+def _check_lattice(cell: Tensor, pbc: Tensor, name: str) -> None:
+    bad = ~torch.isfinite(cell).flatten(1).all(1)
+    if bool(bad.any()):
+        raise ValueError(f"Expected '{name}' to be finite (got NaN or inf in structure {int(bad.nonzero()[0])})")
+    periodic_rows = cell * pbc[:, :, None]
+    sv = torch.linalg.svdvals(periodic_rows)  # (C, d), descending
+    rank = (sv > 1e-9 * sv[:, :1].clamp_min(1e-300)).sum(1)
+    short = (rank < pbc.sum(1)).nonzero().view(-1)
+    if short.numel():
+        b = int(short[0])
+        raise ValueError(f"Expected the lattice vectors of the periodic axes of '{name}' to be linearly independent "
+                         f"(structure {b}: rows {pbc[b].nonzero().view(-1).tolist()} of {cell[b].tolist()} span "
+                         f"only {int(rank[b])} dimensions)")
+
+
+def check_shifts(shifts: object, cell: object, batch: Optional[Tensor], pos: Tensor,
+                 source: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """``shifts`` ``(E, d)`` int64, ``cell`` ``(C, d, d)`` in the dtype of ``pos`` (gradients kept), and the
+    cell of every edge's source."""
+    from .checks import check_batch
+
+    d, e = pos.size(1), source.numel()
+    if shifts is None or cell is None:
+        raise ValueError("Expected both 'shifts' and 'cell' (got only one): radius_graph(..., cell=cell, "
+                         "return_shifts=True) gives the shifts")
+    if not isinstance(shifts, Tensor) or shifts.shape != (e, d) or shifts.dtype.is_floating_point:
+        got = f"{shifts.dtype} of shape {tuple(shifts.shape)}" if isinstance(shifts, Tensor) else type(shifts).__name__
+        raise ValueError(f"Expected integer 'shifts' of shape ({e}, {d}), one per edge (got {got})")
+    cell_t = cell if isinstance(cell, Tensor) else _as_tensor(cell, "cell", pos.dtype, pos.device)
+    if cell_t.dim() not in (2, 3) or cell_t.shape[-2:] != (d, d):
+        raise ValueError(f"Expected 'cell' of shape ({d}, {d}) or (B, {d}, {d}) (got {tuple(cell_t.shape)})")
+    cell_t = cell_t.reshape(-1, d, d).to(pos.dtype)
+    which = torch.zeros(e, dtype=torch.long, device=pos.device)
+    if cell_t.size(0) > 1:
+        batch = check_batch(batch, pos)
+        if batch is None:
+            raise ValueError(f"Got {cell_t.size(0)} cells but no 'batch': give each particle's structure")
+        which = batch.index_select(0, source)
+    return shifts.long(), cell_t, which
+
+
+def shift_vectors(shifts: Tensor, cell: Tensor, which: Tensor) -> Tensor:
+    """``S @ cell`` of every edge as a fixed sum of elementwise products (bitwise reproducible).
+
+    Shapes:
+        shifts ``(E, d)`` int64, cell ``(C, d, d)``, which ``(E,)`` -> ``(E, d)`` in the dtype of ``cell``.
+    """
+    out: Optional[Tensor] = None
+    for k in range(cell.size(1)):
+        row = cell[0, k] if cell.size(0) == 1 else cell[:, k].index_select(0, which)  # (d,) or (E, d)
+        term = shifts[:, k : k + 1].to(cell.dtype) * row
+        out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
+def sq_norm(vec: Tensor) -> Tensor:
+    """``sum_k vec_k^2`` in a fixed order (the exact test's and :func:`edge_vectors`' lengths agree bitwise)."""
+    acc = vec[:, 0] * vec[:, 0]
+    for k in range(1, vec.size(1)):
+        acc = acc + vec[:, k] * vec[:, k]
+    return acc
+
+
+def shift_sq_dist(target_pos: Tensor, source_pos: Tensor, i: Tensor, j: Tensor, shift: Tensor) -> Tensor:
+    """The exact test's ``|pos[j] - pos[i] + S @ cell|^2`` (``shift`` is ``S @ cell``, in the dtype of ``pos``)."""
+    return sq_norm((source_pos.index_select(0, j) - target_pos.index_select(0, i)) + shift)
+
+
+def wrap_into_cells(pos: Tensor, cells: Cells) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """float64 positions wrapped into their cell, their fractional coordinates, the integer shift removed,
+    and the plane spacing ``h (C, d)`` (``inf`` on open axes)."""
+    periodic_rows = cells.cell * cells.pbc[:, :, None]
+    inverse = torch.linalg.pinv(periodic_rows)  # (C, d, d): fractional coordinates on periodic axes
+    x = pos.detach().to(torch.float64)
+    frac = _times(x, inverse, cells.which)
+    moved = torch.where(cells.pbc.index_select(0, cells.which), torch.floor(frac), 0.0)
+    wrapped = x - _times(moved, cells.cell, cells.which)
+    spacing = 1.0 / torch.linalg.vector_norm(inverse, dim=1)  # (C, d); 1/0 = inf on open axes
+    return wrapped, frac - moved, moved.long(), spacing
+
+
+def _times(x: Tensor, mats: Tensor, which: Tensor) -> Tensor:
+    """Row ``n`` of ``x`` times matrix ``mats[which[n]]``."""
+    if mats.size(0) == 1:
+        return x @ mats[0]
+    return torch.einsum("nd,nde->ne", x, mats.index_select(0, which))
+
+
+def images(wrapped: Tensor, frac: Tensor, which: Tensor, cells: Cells, reach: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Every image that may lie within the search radius of a point inside the cell.
+
+    Returns float64 image positions ``(M, d)`` (the particles themselves first),
+    the particle of each image ``(M,)`` and its shift ``(M, d)``.
+    """
+    count = torch.ceil(reach).long()  # (C, d): shifts either way worth trying
+    x, label = wrapped, torch.arange(wrapped.size(0), device=wrapped.device)
+    shift = torch.zeros_like(wrapped, dtype=torch.long)
+    for k in range(wrapped.size(1)):
+        most = int(count[:, k].max()) if count.numel() else 0
+        if most == 0:
+            continue
+        steps = torch.cat([torch.arange(-most, 0), torch.arange(1, most + 1)]).to(wrapped.device)  # (K,)
+        cell_of = which.index_select(0, label)
+        lim = reach[:, k].index_select(0, cell_of)[:, None]
+        moved = frac[:, k].index_select(0, label)[:, None] + steps  # (R, K) fractional coordinate after the shift
+        ok = (steps.abs() <= count[:, k].index_select(0, cell_of)[:, None]) & (moved >= -lim) & (moved <= 1 + lim)
+        row, step = ok.nonzero().unbind(1)
+        s = steps.index_select(0, step)
+        lattice = cells.cell[:, k, :].index_select(0, cell_of.index_select(0, row))
+        x = torch.cat([x, x.index_select(0, row) + s[:, None].double() * lattice])
+        new_shift = shift.index_select(0, row)
+        new_shift[:, k] += s
+        shift = torch.cat([shift, new_shift])
+        label = torch.cat([label, label.index_select(0, row)])
+    return x, label, shift
+
+
+def periodic_candidates(query: Tensor, source: Tensor, r: float, query_cells: Cells, source_cells: Cells,
+                        query_group: Tensor, source_group: Tensor, search) -> Tuple[Tensor, Tensor, Tensor]:
+    """Exact ``(i, j, S)`` between ``query`` targets and ``source`` images, unsorted, self-pairs included.
+
+    ``search(query, source, r, query_group, source_group)`` is a bipartite
+    backend (hash, cluster or dense), run in float64 at a radius that covers
+    rounding; the exact test in the dtype of ``query`` then decides.
+    """
+    dim = query.size(1)
+    # The exact test adds S @ cell to pos[j] - pos[i] in the dtype of pos: with coordinates far outside the
+    # cell, the sum cancels and its rounding grows with their size; the search radius covers that too.
+    size = max((float(t.detach().abs().max()) for t in (query, source) if t.numel()), default=0.0)
+    reach_r = search_radius(r, query.dtype, dim) + 8 * dim * torch.finfo(query.dtype).eps * (size + r)
+    wrapped_q, _, moved_q, _ = wrap_into_cells(query, query_cells)
+    wrapped_s, frac_s, moved_s, spacing = wrap_into_cells(source, source_cells)
+    reach = torch.where(source_cells.pbc, reach_r * (1.0 + 1e-6) / spacing, 0.0)
+    x, label, shift = images(wrapped_s, frac_s, source_cells.which, source_cells, reach)
+    pairs = search(wrapped_q, x, reach_r, query_group, source_group.index_select(0, label))
+    qi = torch.cat([a for a, _ in pairs]) if pairs else torch.zeros(0, dtype=torch.long, device=query.device)
+    row = torch.cat([b for _, b in pairs]) if pairs else qi
+    j = label.index_select(0, row)
+    # shift relative to the given coordinates: image = pos[j] + (S' - moved[j]) cell, seen from pos[i] - moved[i] cell
+    s = shift.index_select(0, row) - moved_s.index_select(0, j) + moved_q.index_select(0, qi)
+    keep = shift_sq_dist(query, source, qi, j, shift_vectors(s, source_cells.cell.to(query.dtype),
+                                                             source_cells.which.index_select(0, j)))
+    keep = keep <= exact_r2(r, query.dtype)
+    return qi[keep], j[keep], s[keep]
+
+
+def sort_edges(target: Tensor, source: Tensor, shifts: Tensor, num_sources: int) -> Tensor:
+    """The order that sorts edges by target, then source, then shift (lexicographic, ascending)."""
+    key = target * max(num_sources, 1) + source
+    if key.numel() == 0:
+        return key
+    low = shifts.min(0).values
+    span = (shifts.max(0).values - low + 1).tolist()
+    code_range = 1
+    for n in span:
+        code_range *= n
+    if (int(key.max()) + 1) * code_range < 1 << 62:  # one sort of a combined key
+        code = torch.zeros_like(key)
+        for k, n in enumerate(span):
+            code = code * n + (shifts[:, k] - low[k])
+        return torch.sort(key * code_range + code).indices
+    order = torch.arange(key.numel(), device=key.device)
+    for column in [*(shifts[:, k] for k in reversed(range(shifts.size(1)))), key]:
+        order = order.index_select(0, torch.sort(column.index_select(0, order), stable=True).indices)
+    return order
