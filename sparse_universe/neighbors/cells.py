@@ -12,8 +12,10 @@ Conventions (ASE's, so materials pipelines can hand their data over as is):
   vector from ``i`` to it (ASE's ``D`` of the pair ``(i, j, S)``). Shifts are
   relative to the coordinates given, which may lie outside the cell.
 * The exact test: ``(i, j, S)`` is an edge iff :func:`shift_sq_dist`, the
-  squared norm of :math:`D` computed in the dtype of ``pos`` by a fixed
-  sequence of elementwise operations, is ``<= r * r`` rounded to that dtype.
+  squared norm of :math:`D = (\\mathrm{pos}_j + S\\,\\mathrm{cell}) - \\mathrm{pos}_i`
+  computed in the dtype of ``pos`` by a fixed sequence of elementwise
+  operations (the image first, then the difference), is ``<= r * r``
+  rounded to that dtype.
   Every backend's candidates go through it, and
   :func:`~sparse_universe.edge_vectors` evaluates the same expression, so
   lengths and graph agree bit for bit.
@@ -42,6 +44,7 @@ from torch import Tensor
 
 from .checks import _as_tensor
 from .geometry import exact_r2, search_radius
+from .sorting import sort_keys
 
 
 class Cells(NamedTuple):
@@ -160,8 +163,8 @@ def sq_norm(vec: Tensor) -> Tensor:
 
 
 def shift_sq_dist(target_pos: Tensor, source_pos: Tensor, i: Tensor, j: Tensor, shift: Tensor) -> Tensor:
-    """The exact test's ``|pos[j] - pos[i] + S @ cell|^2`` (``shift`` is ``S @ cell``, in the dtype of ``pos``)."""
-    return sq_norm((source_pos.index_select(0, j) - target_pos.index_select(0, i)) + shift)
+    """The exact test's ``|(pos[j] + S @ cell) - pos[i]|^2`` (``shift`` is ``S @ cell``, in the dtype of ``pos``)."""
+    return sq_norm((source_pos.index_select(0, j) + shift) - target_pos.index_select(0, i))
 
 
 def wrap_into_cells(pos: Tensor, cells: Cells) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -184,80 +187,132 @@ def _times(x: Tensor, mats: Tensor, which: Tensor) -> Tensor:
     return torch.einsum("nd,nde->ne", x, mats.index_select(0, which))
 
 
-def images(wrapped: Tensor, frac: Tensor, which: Tensor, cells: Cells, reach: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def images(frac: Tensor, cells: Cells, reach: Tensor) -> Tuple[Tensor, Tensor]:
     """Every image that may lie within the search radius of a point inside the cell.
 
-    Returns float64 image positions ``(M, d)`` (the particles themselves first),
-    the particle of each image ``(M,)`` and its shift ``(M, d)``.
+    ``frac`` are the wrapped fractional coordinates ``(N, d)``, ``reach`` the
+    search radius over the plane spacing ``(C, d)``. Returns the particle of
+    each image ``(M,)`` (the particles themselves first) and its shift ``(M, d)``.
     """
     count = torch.ceil(reach).long()  # (C, d): shifts either way worth trying
-    x, label = wrapped, torch.arange(wrapped.size(0), device=wrapped.device)
-    shift = torch.zeros_like(wrapped, dtype=torch.long)
-    for k in range(wrapped.size(1)):
+    label = torch.arange(frac.size(0), device=frac.device)
+    shift = torch.zeros_like(frac, dtype=torch.long)
+    for k in range(frac.size(1)):
         most = int(count[:, k].max()) if count.numel() else 0
         if most == 0:
             continue
-        steps = torch.cat([torch.arange(-most, 0), torch.arange(1, most + 1)]).to(wrapped.device)  # (K,)
-        cell_of = which.index_select(0, label)
+        steps = torch.cat([torch.arange(-most, 0), torch.arange(1, most + 1)]).to(frac.device)  # (K,)
+        cell_of = cells.which.index_select(0, label)
         lim = reach[:, k].index_select(0, cell_of)[:, None]
         moved = frac[:, k].index_select(0, label)[:, None] + steps  # (R, K) fractional coordinate after the shift
         ok = (steps.abs() <= count[:, k].index_select(0, cell_of)[:, None]) & (moved >= -lim) & (moved <= 1 + lim)
         row, step = ok.nonzero().unbind(1)
-        s = steps.index_select(0, step)
-        lattice = cells.cell[:, k, :].index_select(0, cell_of.index_select(0, row))
-        x = torch.cat([x, x.index_select(0, row) + s[:, None].double() * lattice])
         new_shift = shift.index_select(0, row)
-        new_shift[:, k] += s
+        new_shift[:, k] += steps.index_select(0, step)
         shift = torch.cat([shift, new_shift])
         label = torch.cat([label, label.index_select(0, row)])
-    return x, label, shift
+    return label, shift
 
 
-def periodic_candidates(query: Tensor, source: Tensor, r: float, query_cells: Cells, source_cells: Cells,
-                        query_group: Tensor, source_group: Tensor, search) -> Tuple[Tensor, Tensor, Tensor]:
-    """Exact ``(i, j, S)`` between ``query`` targets and ``source`` images, unsorted, self-pairs included.
+def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, source_cells: Cells,
+                   query_group: Tensor, source_group: Tensor, search, drop_self: bool = False,
+                   loop: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+    """Every exact ``(i, j, S)``, ``query`` targets and ``source`` images, sorted by target, source, shift.
 
     ``search(query, source, r, query_group, source_group)`` is a bipartite
-    backend (hash, cluster or dense), run in float64 at a radius that covers
-    rounding; the exact test in the dtype of ``query`` then decides.
+    backend (hash, cluster or dense). When every particle lies inside its
+    cell, the images are built by the exact test's own formula
+    (``pos[j] + S @ cell`` in the dtype of ``pos``), so the backend's test *is*
+    the exact test. Otherwise the search runs on positions wrapped in float64,
+    at a radius that covers rounding, and the exact test decides each
+    candidate, chunk by chunk. ``drop_self`` drops ``(i, i, 0)``; ``loop`` adds it.
     """
-    dim = query.size(1)
-    # The exact test adds S @ cell to pos[j] - pos[i] in the dtype of pos: with coordinates far outside the
-    # cell, the sum cancels and its rounding grows with their size; the search radius covers that too.
-    size = max((float(t.detach().abs().max()) for t in (query, source) if t.numel()), default=0.0)
-    reach_r = search_radius(r, query.dtype, dim) + 8 * dim * torch.finfo(query.dtype).eps * (size + r)
+    dim, nq, ns, dtype = query.size(1), query.size(0), source.size(0), query.dtype
     wrapped_q, _, moved_q, _ = wrap_into_cells(query, query_cells)
     wrapped_s, frac_s, moved_s, spacing = wrap_into_cells(source, source_cells)
-    reach = torch.where(source_cells.pbc, reach_r * (1.0 + 1e-6) / spacing, 0.0)
-    x, label, shift = images(wrapped_s, frac_s, source_cells.which, source_cells, reach)
-    pairs = search(wrapped_q, x, reach_r, query_group, source_group.index_select(0, label))
-    qi = torch.cat([a for a, _ in pairs]) if pairs else torch.zeros(0, dtype=torch.long, device=query.device)
-    row = torch.cat([b for _, b in pairs]) if pairs else qi
-    j = label.index_select(0, row)
-    # shift relative to the given coordinates: image = pos[j] + (S' - moved[j]) cell, seen from pos[i] - moved[i] cell
-    s = shift.index_select(0, row) - moved_s.index_select(0, j) + moved_q.index_select(0, qi)
-    keep = shift_sq_dist(query, source, qi, j, shift_vectors(s, source_cells.cell.to(query.dtype),
-                                                             source_cells.which.index_select(0, j)))
-    keep = keep <= exact_r2(r, query.dtype)
-    return qi[keep], j[keep], s[keep]
+    unwrapped = bool(moved_q.any()) or bool(moved_s.any())
+    reach_r = search_radius(r, dtype, dim)
+    if unwrapped:
+        # pos[j] + S @ cell - pos[i] cancels for coordinates far outside the cell, and its rounding grows
+        # with their size: the search radius covers that too.
+        size = max((float(t.detach().abs().max()) for t in (query, source) if t.numel()), default=0.0)
+        reach_r += 8 * dim * torch.finfo(dtype).eps * (size + r)
+    label, shift = images(frac_s, source_cells, torch.where(source_cells.pbc, reach_r * (1 + 1e-6) / spacing, 0.0))
+    which = source_cells.which.index_select(0, label)
+    cell = source_cells.cell.to(dtype)
+    image_group = source_group.index_select(0, label)
+    if unwrapped:  # candidates from the wrapped frame; S = S' - moved[j] + moved[i] differs per edge
+        x = wrapped_s.index_select(0, label) + shift_vectors(shift, source_cells.cell, which)
+        pairs = search(wrapped_q, x, reach_r, query_group, image_group)
+        base = shift - moved_s.index_select(0, label)
+    else:  # S = S': the images are the exact test's own, and so is the search's test
+        pairs = search(query, image_positions(source, label, shift, cell, which), r, query_group, image_group)
 
+    # Mixed-radix code of S, from its bounds, for one sortable key (target, source, shift).
+    def bounds(t: Tensor) -> Tuple[Tensor, Tensor]:
+        return (t.min(0).values, t.max(0).values) if t.numel() else (t.new_zeros(dim), t.new_zeros(dim))
 
-def sort_edges(target: Tensor, source: Tensor, shifts: Tensor, num_sources: int) -> Tensor:
-    """The order that sorts edges by target, then source, then shift (lexicographic, ascending)."""
-    key = target * max(num_sources, 1) + source
-    if key.numel() == 0:
-        return key
-    low = shifts.min(0).values
-    span = (shifts.max(0).values - low + 1).tolist()
+    (sq_lo, sq_hi), (ms_lo, ms_hi), (mq_lo, mq_hi) = bounds(shift), bounds(moved_s), bounds(moved_q)
+    low = sq_lo - ms_hi + mq_lo
+    span = (sq_hi - ms_lo + mq_hi - low + 1).tolist()
     code_range = 1
     for n in span:
         code_range *= n
-    if (int(key.max()) + 1) * code_range < 1 << 62:  # one sort of a combined key
-        code = torch.zeros_like(key)
-        for k, n in enumerate(span):
-            code = code * n + (shifts[:, k] - low[k])
-        return torch.sort(key * code_range + code).indices
-    order = torch.arange(key.numel(), device=key.device)
-    for column in [*(shifts[:, k] for k in reversed(range(shifts.size(1)))), key]:
+    keyed = nq * max(ns, 1) * code_range < 1 << 62  # else sort the columns one by one
+    row_key = label * code_range + _code(shift, low, span)
+    r2 = exact_r2(r, dtype)
+    kept = []
+    while pairs:
+        qi, row = pairs.pop(0)
+        if unwrapped:
+            j = label.index_select(0, row)
+            s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
+            keep = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
+            if drop_self:  # (i, i, 0) is row i of the images, the particle itself
+                keep &= row != qi
+            qi, j, s = qi[keep], j[keep], s[keep]
+            kept.append((qi * ns + j) * code_range + _code(s, low, span) if keyed else (qi, j, s))
+        else:
+            if drop_self:
+                keep = row != qi
+                qi, row = qi[keep], row[keep]
+            kept.append(qi * (ns * code_range) + row_key.index_select(0, row) if keyed else
+                        (qi, label.index_select(0, row), shift.index_select(0, row)))
+    if loop:
+        ids = torch.arange(nq, device=query.device)
+        zero = ids.new_zeros(nq, dim)
+        kept.append((ids * ns + ids) * code_range + _code(zero, low, span) if keyed else (ids, ids, zero))
+    if not keyed:
+        i, j, s = (torch.cat(part) for part in zip(*kept)) if kept else (label[:0], label[:0], shift[:0])
+        order = sort_edges(i, j, s, ns)
+        return i.index_select(0, order), j.index_select(0, order), s.index_select(0, order)
+    out = sort_keys(kept, sum(k.numel() for k in kept), nq * max(ns, 1) * code_range, query.device)
+    key = out[1]
+    code = torch.remainder(key, code_range, out=out[0])
+    key = key.div_(code_range, rounding_mode="floor")
+    s = torch.empty(key.numel(), dim, dtype=torch.long, device=key.device)
+    for k in reversed(range(dim)):
+        s[:, k] = torch.remainder(code, span[k]) + low[k]
+        code = code.div_(span[k], rounding_mode="floor")
+    return torch.div(key, max(ns, 1), rounding_mode="floor"), torch.remainder(key, max(ns, 1)), s
+
+
+def image_positions(pos: Tensor, label: Tensor, shift: Tensor, cell: Tensor, which: Tensor) -> Tensor:
+    """``pos[label] + S @ cell``, the exact test's image of each row, in the dtype of ``pos``."""
+    return pos.index_select(0, label) + shift_vectors(shift, cell, which)
+
+
+def _code(shifts: Tensor, low: Tensor, span: list) -> Tensor:
+    """Mixed-radix code of every shift, ``(S - low)`` in ``span`` per axis (the last axis fastest)."""
+    code = shifts[:, 0] - low[0]
+    for k in range(1, shifts.size(1)):
+        code = code * span[k] + (shifts[:, k] - low[k])
+    return code
+
+
+def sort_edges(target: Tensor, source: Tensor, shifts: Tensor, num_sources: int) -> Tensor:
+    """The order that sorts edges by target, then source, then shift (lexicographic): one stable sort a column."""
+    order = torch.arange(target.numel(), device=target.device)
+    for column in [*(shifts[:, k] for k in reversed(range(shifts.size(1)))), target * max(num_sources, 1) + source]:
         order = order.index_select(0, torch.sort(column.index_select(0, order), stable=True).indices)
     return order

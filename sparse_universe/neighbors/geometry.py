@@ -180,8 +180,8 @@ def edge_vectors(
         if box is not None:
             raise ValueError("Got both 'box' and 'cell'/'shifts': edges of a cell carry their shifts, give those")
         shifts, cell, which = check_shifts(shifts, cell, batch, pos, source)
-        # The graph's exact test, in the same order: D = (x_j - x_i) + S cell, and e = -D.
-        vec = -((pos.index_select(0, source) - pos.index_select(0, target)) + shift_vectors(shifts, cell, which))
+        # The graph's exact test, in the same order: the image x_j + S cell first, then the difference.
+        vec = pos.index_select(0, target) - (pos.index_select(0, source) + shift_vectors(shifts, cell, which))
     else:
         box = check_box(box, periodic, pos)
         vec = pos.index_select(0, target) - pos.index_select(0, source)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..typing import Backend, Flow, OnOverflow, PerAxis
-from .cells import Cells, check_cells, periodic_candidates, shift_sq_dist, shift_vectors, sort_edges
+from .cells import Cells, check_cells, periodic_edges, shift_sq_dist, shift_vectors
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs
 from .geometry import Pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, hash_bipartite, hash_pairs
+from .sorting import sort_keys
 
 #: ``backend="auto"`` uses brute force up to this many points (measured by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
@@ -215,9 +216,8 @@ def radius(
     group_y = batch_y if batch_y is not None else torch.zeros(y.size(0), dtype=torch.long, device=y.device)
     search = bipartite_search(backend, query.size(0), source.size(0), query.device)
     if cells_x is not None:
-        i, j, shifts = periodic_candidates(query, source, r, cells_y, cells_x, group_y, group_x, search)
-        order = sort_edges(i, j, shifts, source.size(0))
-        edges, shifts = torch.stack([i, j]).index_select(1, order), shifts.index_select(0, order)
+        i, j, shifts = periodic_edges(query, source, r, cells_y, cells_x, group_y, group_x, search)
+        edges = torch.stack([i, j])
         distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731 (e: [source, target])
     else:
         i, j = _cat(search(query, source, r, group_y, group_x), query.device)
@@ -232,17 +232,9 @@ def radius(
 def periodic_graph(work: Tensor, r: float, group: Tensor, cells: Cells, loop: bool,
                    backend: str) -> Tuple[Tensor, Tensor]:
     """``[source, target]`` edges of every image within ``r`` and their shifts, sorted."""
-    n = work.size(0)
-    search = bipartite_search(backend, n, n, work.device)
-    i, j, shifts = periodic_candidates(work, work, r, cells, cells, group, group, search)
-    keep = (i != j) | shifts.ne(0).any(1)  # a particle is not its own neighbour; its images may be
-    i, j, shifts = i[keep], j[keep], shifts[keep]
-    if loop:
-        ids = torch.arange(n, device=work.device)
-        i, j = torch.cat([i, ids]), torch.cat([j, ids])
-        shifts = torch.cat([shifts, shifts.new_zeros(n, shifts.size(1))])
-    order = sort_edges(i, j, shifts, n)
-    return torch.stack([j, i]).index_select(1, order), shifts.index_select(0, order)
+    search = bipartite_search(backend, work.size(0), work.size(0), work.device)
+    i, j, shifts = periodic_edges(work, work, r, cells, cells, group, group, search, drop_self=True, loop=loop)
+    return torch.stack([j, i]), shifts
 
 
 def edge_sq_dist(target_pos: Tensor, edge_index: Tensor, shifts: Tensor, cells: Cells,
@@ -344,18 +336,8 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     drops repeated keys. ``pairs`` is emptied as it is consumed, so its memory
     is released while the output fills.
     """
-    half = sum(a.numel() for a, _ in pairs)
-    total = 2 * half + (n if loop else 0)
-    out = torch.empty(2, total, dtype=torch.long, device=device)
-    chunks = _key_chunks(pairs, n, loop, device)
-    if device.type == "cpu":
-        _sort_in_blocks(list(chunks), out, n)
-    else:  # one device-wide radix sort is fastest on GPUs
-        at = 0
-        for key in chunks:
-            out[0, at:at + key.numel()] = key
-            at += key.numel()
-        torch.sort(out[0], stable=True, out=(out[1], torch.empty_like(out[0])))
+    total = 2 * sum(a.numel() for a, _ in pairs) + (n if loop else 0)
+    out = sort_keys(_key_chunks(pairs, n, loop, device), total, n * n, device)
     if dedupe:
         out = torch.unique_consecutive(out[1]).expand(2, -1).clone()
     torch.remainder(out[1], n, out=out[0])
@@ -370,44 +352,6 @@ def _key_chunks(pairs: Pairs, n: int, loop: bool, device: torch.device) -> Itera
         yield torch.cat([a * n + b, b * n + a])
     if loop:
         yield torch.arange(n, device=device) * (n + 1)
-
-
-#: Keys per block of the CPU sort: small enough to sort in cache.
-SORT_BLOCK = 1 << 19
-
-
-def _sort_in_blocks(chunks: List[Tensor], out: Tensor, n: int) -> None:
-    """Sort all keys into ``out[1]`` without one large sort (CPU).
-
-    A sort of 2 * 10^7 keys allocates hundreds of MB of scratch, and on a CPU
-    the page faults of fresh memory cost more than the sorting. Instead, each
-    chunk is grouped by block (a fixed range of targets; a one-pass radix sort
-    of narrow block ids) and appended to its block's slice of ``out[0]``; each
-    block is then sorted in cache into ``out[1]``. Keys are unique (or repeat identically), so the result is the
-    same tensor a single sort gives.
-    """
-    total = out.size(1)
-    blocks = max(1, -(-total // SORT_BLOCK))
-    span = -(-n // blocks) * n  # key range of one block: a range of targets
-    narrow = torch.int16 if blocks < 2**15 else torch.int32  # one radix pass
-    ids = [torch.div(key, span, rounding_mode="floor").to(narrow) for key in chunks]
-    sizes = [torch.bincount(i.long(), minlength=blocks) for i in ids]
-    counts = torch.stack(sizes).sum(0) if sizes else torch.zeros(blocks, dtype=torch.long)
-    starts = (torch.cumsum(counts, 0) - counts).tolist()
-    fill = list(starts)
-    for c, key in enumerate(chunks):
-        key = key.index_select(0, torch.sort(ids[c], stable=True).indices)  # grouped by block
-        cut = [0] + torch.cumsum(sizes[c], 0).tolist()
-        for blk in range(blocks):
-            size = cut[blk + 1] - cut[blk]
-            if size:
-                out[0, fill[blk]:fill[blk] + size] = key[cut[blk]:cut[blk + 1]]
-                fill[blk] += size
-        chunks[c] = ids[c] = key.new_empty(0)  # release as we go
-    for first, size in zip(starts, counts.tolist()):
-        if size:
-            torch.sort(out[0, first:first + size], out=(out[1, first:first + size], torch.empty(
-                size, dtype=torch.long, device=out.device)))
 
 
 def capped(target: Tensor, num_targets: int, cap: int, on_overflow: str,
