@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..typing import Backend, Flow, OnOverflow, PerAxis
+from .cells import Cells, check_cells
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .geometry import SLACK, accumulate_sq, exact_r2, pair_sq_dist, periods
-from .radius import check_radius_fits, finish, prepare, radius_graph
+from .radius import check_radius_fits, edge_sq_dist, finish, prepare, radius_graph
 
 
 class NeighborList:
@@ -23,12 +24,21 @@ class NeighborList:
     and returns the *same tensor* a fresh :func:`radius_graph` would. Otherwise
     it rebuilds. Displacements use the minimum image in periodic boxes.
 
+    Periodic cells are passed to :meth:`update` (``cell``, ``pbc``, per
+    example as in :func:`radius_graph`), since they belong to the data and
+    may change: the cached edges keep their shifts, and the list is rebuilt
+    whenever the cell changes or a particle moved more than ``skin / 2`` in
+    the coordinates given (a particle wrapped back into the cell by the
+    caller counts as moved, which keeps every cached shift valid).
+
     Args:
         r (float): the exact cut-off.
         skin (float): extra radius of the cached list; larger means fewer
             rebuilds but more pairs to re-test.
         loop, box, periodic, max_num_neighbors, backend, flow, on_overflow:
             as in :func:`radius_graph`.
+        return_shifts (bool): :meth:`update` also returns the shifts (with a cell).
+            (default: ``False``)
 
     Attributes:
         num_builds (int): how many times the list was rebuilt.
@@ -52,8 +62,10 @@ class NeighborList:
         backend: Backend = "auto",
         flow: Flow = "source_to_target",
         on_overflow: OnOverflow = "raise",
+        return_shifts: bool = False,
     ) -> None:
         self.r = check_radius(r)
+        self.return_shifts = return_shifts
         self.skin = check_radius(skin, "skin")
         self.loop = bool(loop)
         self.box, self.periodic = box, periodic
@@ -64,35 +76,52 @@ class NeighborList:
         self._reference: Optional[Tensor] = None
         self._batch: Optional[Tensor] = None
         self._cached: Optional[Tensor] = None  # [source, target] at r + skin, sorted
+        self._shifts: Optional[Tensor] = None  # their shifts, with a cell
+        self._cells: Optional[Cells] = None
 
-    def update(self, pos: Tensor, batch: Optional[Tensor] = None) -> Tensor:
-        """The exact radius graph of ``pos``; rebuilds the cache only when needed.
+    def update(self, pos: Tensor, batch: Optional[Tensor] = None, *, cell: Optional[Tensor] = None,
+               pbc: Optional[PerAxis] = None) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        """The exact radius graph of ``pos`` (and shifts, with ``return_shifts``); rebuilds only when needed.
 
         Shapes:
-            pos ``(N, d)``, batch ``(N,)`` -> edge_index ``(2, E)``.
+            pos ``(N, d)``, batch ``(N,)``, cell ``(d, d)`` or ``(B, d, d)`` -> edge_index ``(2, E)``.
         """
         pos = check_pos(pos)
         batch = check_batch(batch, pos)
+        if self.box is not None and (cell is not None or pbc is not None):
+            raise ValueError("Got a 'cell' for a NeighborList made with a 'box': give the periodic box one way")
+        cells = check_cells(cell, pbc, pos, batch)
         box = check_box(self.box, self.periodic, pos)
         check_radius_fits((self.r + self.skin) * (1.0 + SLACK), box)
         work = prepare(pos, box)
         self.num_updates += 1
-        if self._must_rebuild(work, batch, box):
-            self._cached = radius_graph(
-                work, (self.r + self.skin) * (1.0 + SLACK), batch, loop=self.loop, box=box,
-                backend=self.backend,
-            )
-            self._reference, self._batch = work.clone(), batch
+        if self._must_rebuild(work, batch, box, cells):
+            built = radius_graph(work, (self.r + self.skin) * (1.0 + SLACK), batch, loop=self.loop, box=box,
+                                 cell=None if cells is None else cells.cell, pbc=None if cells is None else cells.pbc,
+                                 return_shifts=cells is not None, backend=self.backend)
+            self._cached, self._shifts = built if cells is not None else (built, None)
+            self._reference, self._batch, self._cells = work.clone(), batch, cells
             self.num_builds += 1
         assert self._cached is not None
-        source, target = self._cached
-        keep = pair_sq_dist(work, target, source, box) <= exact_r2(self.r, work.dtype)
-        return finish(self._cached[:, keep], self.max_num_neighbors, self.on_overflow, self.flow, work.size(0),
-                      lambda e: pair_sq_dist(work, e[1], e[0], box))[0]
+        if cells is None:
+            distance = lambda e, s: pair_sq_dist(work, e[1], e[0], box)  # noqa: E731
+        else:
+            distance = lambda e, s: edge_sq_dist(work, e, s, cells)  # noqa: E731
+        keep = distance(self._cached, self._shifts) <= exact_r2(self.r, work.dtype)
+        edge_index, shifts = self._cached[:, keep], None if self._shifts is None else self._shifts[keep]
+        edge_index, shifts = finish(edge_index, self.max_num_neighbors, self.on_overflow, self.flow, work.size(0),
+                                    lambda e: distance(e, shifts), shifts)
+        if not self.return_shifts:
+            return edge_index
+        return edge_index, shifts if shifts is not None else edge_index.new_zeros(edge_index.size(1), pos.size(1))
 
-    def _must_rebuild(self, work: Tensor, batch: Optional[Tensor], box: Optional[Tensor]) -> bool:
+    def _must_rebuild(self, work: Tensor, batch: Optional[Tensor], box: Optional[Tensor],
+                      cells: Optional[Cells]) -> bool:
         ref = self._reference
         if ref is None or ref.shape != work.shape or ref.dtype != work.dtype or ref.device != work.device:
+            return True
+        if (cells is None) != (self._cells is None) or (cells is not None and not (
+                torch.equal(cells.cell, self._cells.cell) and torch.equal(cells.pbc, self._cells.pbc))):
             return True
         if (batch is None) != (self._batch is None) or (
             batch is not None and not torch.equal(batch, self._batch)

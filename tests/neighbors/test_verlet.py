@@ -45,3 +45,21 @@ def test_cap_and_flow_follow_radius_graph():
     nl = NeighborList(r=0.3, skin=0.1, max_num_neighbors=3, on_overflow="nearest", flow="target_to_source")
     expected = radius_graph(pos, 0.3, max_num_neighbors=3, on_overflow="nearest", flow="target_to_source")
     assert torch.equal(nl.update(pos), expected)
+
+
+def test_crystal_trajectory_with_wrapping_and_a_changing_cell():
+    g = torch.Generator().manual_seed(9)
+    cell = torch.tensor([[3.0, 0.0, 0.0], [0.8, 2.9, 0.0], [0.3, -0.4, 3.2]], dtype=torch.float64)
+    pos = torch.rand(12, 3, generator=g, dtype=torch.float64) @ cell
+    nl = NeighborList(2.5, skin=0.4, return_shifts=True)
+    for step in range(40):
+        pos = pos + 0.03 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+        if step % 10 == 9:  # the caller wraps particles back into the cell now and then
+            frac = pos @ torch.linalg.inv(cell)
+            pos = (frac - torch.floor(frac)) @ cell
+        if step == 25:  # and the cell changes (NPT)
+            cell = cell * 1.01
+        edge_index, shifts = nl.update(pos, cell=cell)
+        expected = radius_graph(pos, 2.5, cell=cell, return_shifts=True)
+        assert torch.equal(edge_index, expected[0]) and torch.equal(shifts, expected[1]), step
+    assert 1 < nl.num_builds < 40
