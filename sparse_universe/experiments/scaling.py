@@ -5,6 +5,7 @@ Run it as::
     sparse-universe scale                                  # CPU, d = 2 and 3, N = 1e3 .. 1e6
     python -m sparse_universe.experiments.scaling --max-n 1e5
     sparse-universe scale --device cuda --max-n 1e7 --dims 3
+    sparse-universe scale --crystals                       # periodic crystals against vesin, matscipy and ASE
 
 Points are uniform in the unit cube with ``r`` chosen for about ``--neighbors``
 neighbours per point. Each (backend, d, N) is timed ``--repeats`` times after
@@ -32,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from ..neighbors import radius_graph
-from . import command_main, number, write_csv
+from . import command_main, crystals, number, write_csv
 
 #: Defaults in one place.
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -232,17 +233,31 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="subset of hash cluster dense kdtree (default: all available)")
     parser.add_argument("--neighbors", type=number(float, 0, strict=True), default=DEFAULT_NEIGHBORS)
     parser.add_argument("--repeats", type=number(int, 1), default=DEFAULT_REPEATS)
+    parser.add_argument("--crystals", action="store_true",
+                        help="instead: periodic crystals against vesin, matscipy and ASE (CPU; see crystals.py)")
     parser.add_argument("--out", type=Path, default=Path("data"), help="folder for CSV and PNG")
     return parser
 
 
 def outputs(args: argparse.Namespace) -> List[Path]:
+    stem = "crystals" if args.crystals else "scaling"
     tag = torch.device(args.device).type
-    return [args.out / f"scaling_{tag}.csv", args.out / f"scaling_{tag}.png"]
+    return [args.out / f"{stem}_{tag}.csv", args.out / f"{stem}_{tag}.png"]
 
 
-def execute(args: argparse.Namespace) -> List[Row]:
-    from ..viz import plot_scaling
+def execute(args: argparse.Namespace) -> List:
+    from ..viz import plot_crystals, plot_scaling
+
+    if args.crystals:
+        if torch.device(args.device).type != "cpu":
+            raise ValueError("Expected --device cpu with --crystals: vesin, matscipy and ASE run on the CPU")
+        rows = crystals.run(args.repeats)
+        csv_path, png_path = outputs(args)
+        write_csv(rows, csv_path)
+        plot_crystals(rows, png_path)
+        print(crystals.table(rows))
+        print(f"wrote {csv_path} and {png_path}")
+        return rows
 
     if args.max_n < args.min_n:
         raise ValueError(f"Expected --max-n >= --min-n (got {args.max_n:g} < {args.min_n:g})")

@@ -216,9 +216,10 @@ def images(frac: Tensor, cells: Cells, reach: Tensor) -> Tuple[Tensor, Tensor]:
 
 def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, source_cells: Cells,
                    query_group: Tensor, source_group: Tensor, search, drop_self: bool = False,
-                   loop: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+                   loop: bool = False, half_search=None) -> Tuple[Tensor, Tensor]:
     """Every exact ``(i, j, S)``, ``query`` targets and ``source`` images, sorted by target, source, shift.
 
+    Returns ``[source, target]`` rows ``(2, E)`` and the shifts ``(E, d)``.
     ``search(query, source, r, query_group, source_group)`` is a bipartite
     backend (hash, cluster or dense). When every particle lies inside its
     cell, the images are built by the exact test's own formula
@@ -226,93 +227,88 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     the exact test. Otherwise the search runs on positions wrapped in float64,
     at a radius that covers rounding, and the exact test decides each
     candidate, chunk by chunk. ``drop_self`` drops ``(i, i, 0)``; ``loop`` adds it.
+
+    ``half_search(pos, r, group)``, for a query set that is the source set,
+    finds each unordered pair of image rows once: a pair of two particles
+    gives both edges, a particle and an image one (its mirror comes from the
+    other particle's image), two images none. It is used when the images are
+    few, so that the pairs between two images cost less than the bipartite
+    search's second visit of every pair.
+
+    Each edge is the key ``target * M + rank``, ``rank`` the place of its
+    image row among the ``M`` rows ordered by (particle, shift): for a fixed
+    target and source the given-coordinate shift differs from the row's by a
+    constant, so the sorted keys are the edges in order.
     """
-    dim, nq, ns, dtype = query.size(1), query.size(0), source.size(0), query.dtype
+    dim, nq = query.size(1), query.size(0)
     wrapped_q, _, moved_q, _ = wrap_into_cells(query, query_cells)
     wrapped_s, frac_s, moved_s, spacing = wrap_into_cells(source, source_cells)
     unwrapped = bool(moved_q.any()) or bool(moved_s.any())
-    reach_r = search_radius(r, dtype, dim)
+    reach_r = search_radius(r, query.dtype, dim)
     if unwrapped:
         # pos[j] + S @ cell - pos[i] cancels for coordinates far outside the cell, and its rounding grows
         # with their size: the search radius covers that too.
         size = max((float(t.detach().abs().max()) for t in (query, source) if t.numel()), default=0.0)
-        reach_r += 8 * dim * torch.finfo(dtype).eps * (size + r)
+        reach_r += 8 * dim * torch.finfo(query.dtype).eps * (size + r)
     label, shift = images(frac_s, source_cells, torch.where(source_cells.pbc, reach_r * (1 + 1e-6) / spacing, 0.0))
     which = source_cells.which.index_select(0, label)
-    cell = source_cells.cell.to(dtype)
+    cell = source_cells.cell.to(query.dtype)
     image_group = source_group.index_select(0, label)
+    half = False
     if unwrapped:  # candidates from the wrapped frame; S = S' - moved[j] + moved[i] differs per edge
         x = wrapped_s.index_select(0, label) + shift_vectors(shift, source_cells.cell, which)
         pairs = search(wrapped_q, x, reach_r, query_group, image_group)
         base = shift - moved_s.index_select(0, label)
     else:  # S = S': the images are the exact test's own, and so is the search's test
-        pairs = search(query, image_positions(source, label, shift, cell, which), r, query_group, image_group)
-
-    # Mixed-radix code of S, from its bounds, for one sortable key (target, source, shift).
-    def bounds(t: Tensor) -> Tuple[Tensor, Tensor]:
-        return (t.min(0).values, t.max(0).values) if t.numel() else (t.new_zeros(dim), t.new_zeros(dim))
-
-    (sq_lo, sq_hi), (ms_lo, ms_hi), (mq_lo, mq_hi) = bounds(shift), bounds(moved_s), bounds(moved_q)
-    low = sq_lo - ms_hi + mq_lo
-    span = (sq_hi - ms_lo + mq_hi - low + 1).tolist()
-    code_range = 1
-    for n in span:
-        code_range *= n
-    keyed = nq * max(ns, 1) * code_range < 1 << 62  # else sort the columns one by one
-    row_key = label * code_range + _code(shift, low, span)
-    r2 = exact_r2(r, dtype)
-    kept = []
+        x = image_positions(source, label, shift, cell, which)
+        half = half_search is not None and label.numel() <= 2 * nq
+        pairs = half_search(x, r, image_group) if half else search(query, x, r, query_group, image_group)
+    rows = label.numel()
+    rank = torch.empty_like(label)
+    by_particle = _by_particle_and_shift(label, shift)
+    rank[by_particle] = torch.arange(rows, device=label.device)
+    r2 = exact_r2(r, query.dtype)
+    keys = []
     while pairs:
         qi, row = pairs.pop(0)
+        if half:  # rows a, b: a particle is a target, an image only a source
+            for t, s_row in ((qi, row), (row, qi)):
+                mine = t < nq
+                keys.append(t[mine] * rows + rank.index_select(0, s_row[mine]))
+            continue
+        keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
             j = label.index_select(0, row)
             s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
-            keep = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
-            if drop_self:  # (i, i, 0) is row i of the images, the particle itself
-                keep &= row != qi
-            qi, j, s = qi[keep], j[keep], s[keep]
-            kept.append((qi * ns + j) * code_range + _code(s, low, span) if keyed else (qi, j, s))
-        else:
-            if drop_self:
-                keep = row != qi
-                qi, row = qi[keep], row[keep]
-            kept.append(qi * (ns * code_range) + row_key.index_select(0, row) if keyed else
-                        (qi, label.index_select(0, row), shift.index_select(0, row)))
+            hit = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
+            keep = hit if keep is None else keep & hit
+        key = qi * rows + rank.index_select(0, row)
+        keys.append(key if keep is None else key[keep])
     if loop:
         ids = torch.arange(nq, device=query.device)
-        zero = ids.new_zeros(nq, dim)
-        kept.append((ids * ns + ids) * code_range + _code(zero, low, span) if keyed else (ids, ids, zero))
-    if not keyed:
-        i, j, s = (torch.cat(part) for part in zip(*kept)) if kept else (label[:0], label[:0], shift[:0])
-        order = sort_edges(i, j, s, ns)
-        return i.index_select(0, order), j.index_select(0, order), s.index_select(0, order)
-    out = sort_keys(kept, sum(k.numel() for k in kept), nq * max(ns, 1) * code_range, query.device)
-    key = out[1]
-    code = torch.remainder(key, code_range, out=out[0])
-    key = key.div_(code_range, rounding_mode="floor")
-    s = torch.empty(key.numel(), dim, dtype=torch.long, device=key.device)
-    for k in reversed(range(dim)):
-        s[:, k] = torch.remainder(code, span[k]) + low[k]
-        code = code.div_(span[k], rounding_mode="floor")
-    return torch.div(key, max(ns, 1), rounding_mode="floor"), torch.remainder(key, max(ns, 1)), s
+        keys.append(ids * rows + rank.index_select(0, ids))
+    if nq * rows >= 1 << 62:  # pragma: no cover - beyond any memory
+        raise ValueError(f"{nq} targets x {rows} images do not fit an int64 key")
+    out = sort_keys(keys, sum(k.numel() for k in keys), nq * rows, query.device)
+    row = by_particle.index_select(0, torch.remainder(out[1], rows, out=out[0]))
+    target = out[1].div_(rows, rounding_mode="floor")
+    torch.index_select(label, 0, row, out=out[0])  # out = [source, target]
+    shifts = shift.index_select(0, row)
+    if unwrapped:
+        shifts += moved_q.index_select(0, target) - moved_s.index_select(0, out[0])
+    return out, shifts
+
+
+def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tensor:
+    """The order of image rows by particle, then shift (lexicographic)."""
+    low = shift.min(0).values if shift.numel() else shift.new_zeros(shift.size(1))
+    span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * shift.size(1)
+    code = label.clone()
+    for k, n in enumerate(span):
+        code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
+    return torch.sort(code).indices
 
 
 def image_positions(pos: Tensor, label: Tensor, shift: Tensor, cell: Tensor, which: Tensor) -> Tensor:
     """``pos[label] + S @ cell``, the exact test's image of each row, in the dtype of ``pos``."""
     return pos.index_select(0, label) + shift_vectors(shift, cell, which)
-
-
-def _code(shifts: Tensor, low: Tensor, span: list) -> Tensor:
-    """Mixed-radix code of every shift, ``(S - low)`` in ``span`` per axis (the last axis fastest)."""
-    code = shifts[:, 0] - low[0]
-    for k in range(1, shifts.size(1)):
-        code = code * span[k] + (shifts[:, k] - low[k])
-    return code
-
-
-def sort_edges(target: Tensor, source: Tensor, shifts: Tensor, num_sources: int) -> Tensor:
-    """The order that sorts edges by target, then source, then shift (lexicographic): one stable sort a column."""
-    order = torch.arange(target.numel(), device=target.device)
-    for column in [*(shifts[:, k] for k in reversed(range(shifts.size(1)))), target * max(num_sources, 1) + source]:
-        order = order.index_select(0, torch.sort(column.index_select(0, order), stable=True).indices)
-    return order

@@ -216,8 +216,8 @@ def radius(
     group_y = batch_y if batch_y is not None else torch.zeros(y.size(0), dtype=torch.long, device=y.device)
     search = bipartite_search(backend, query.size(0), source.size(0), query.device)
     if cells_x is not None:
-        i, j, shifts = periodic_edges(query, source, r, cells_y, cells_x, group_y, group_x, search)
-        edges = torch.stack([i, j])
+        edges, shifts = periodic_edges(query, source, r, cells_y, cells_x, group_y, group_x, search)
+        edges = edges.flip(0)
         distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731 (e: [source, target])
     else:
         i, j = _cat(search(query, source, r, group_y, group_x), query.device)
@@ -233,8 +233,8 @@ def periodic_graph(work: Tensor, r: float, group: Tensor, cells: Cells, loop: bo
                    backend: str) -> Tuple[Tensor, Tensor]:
     """``[source, target]`` edges of every image within ``r`` and their shifts, sorted."""
     search = bipartite_search(backend, work.size(0), work.size(0), work.device)
-    i, j, shifts = periodic_edges(work, work, r, cells, cells, group, group, search, drop_self=True, loop=loop)
-    return torch.stack([j, i]), shifts
+    return periodic_edges(work, work, r, cells, cells, group, group, search, drop_self=True, loop=loop,
+                          half_search=lambda pos, r, group: find_pairs(pos, r, group, None, backend))
 
 
 def edge_sq_dist(target_pos: Tensor, edge_index: Tensor, shifts: Tensor, cells: Cells,

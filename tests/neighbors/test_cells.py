@@ -29,6 +29,7 @@ def structures():
         "chain": Atoms("H4", positions=[[0, 0, 0.7 * k] for k in range(4)], cell=[0, 0, 2.8], pbc=[False, False, True]),
         "molecule-in-box": molecule("CH3CH2OH", cell=np.eye(3) * 12.0, pbc=True),
         "tiny-cell": Atoms("He", positions=[[0.1, 0.2, 0.3]], cell=np.eye(3) * 1.3, pbc=True),
+        "fcc-supercell": bulk("Cu", "fcc", a=3.61, cubic=True) * (6, 6, 6),  # few images at small r: half list
     }
     for k in range(3):  # random skewed triclinic cells, the last one left-handed
         cell = np.eye(3) * rng.uniform(2.5, 4.0, 3) + rng.uniform(-1.2, 1.2, (3, 3))
