@@ -289,7 +289,7 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         keys.append(ids * rows + rank.index_select(0, ids))
     if nq * rows >= 1 << 62:  # pragma: no cover - beyond any memory
         raise ValueError(f"{nq} targets x {rows} images do not fit an int64 key")
-    out = sort_keys(keys, sum(k.numel() for k in keys), nq * rows, query.device)
+    out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
     row = by_particle.index_select(0, torch.remainder(out[1], rows, out=out[0]))
     target = out[1].div_(rows, rounding_mode="floor")
     torch.index_select(label, 0, row, out=out[0])  # out = [source, target]

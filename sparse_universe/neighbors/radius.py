@@ -11,14 +11,19 @@ from ..typing import Backend, Flow, OnOverflow, PerAxis
 from .cells import Cells, check_cells, periodic_edges, shift_sq_dist, shift_vectors
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .cluster import cluster_bipartite, cluster_pairs
-from .dense import dense_bipartite, dense_pairs
+from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
 from .geometry import Pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, hash_bipartite, hash_pairs
 from .sorting import sort_keys
 
-#: ``backend="auto"`` uses brute force up to this many points (measured by
+#: ``backend="auto"`` on CUDA uses brute force up to this many points (measured on an H100 by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
 DENSE_UP_TO = {"cpu": 1024, "cuda": 16384}
+#: ``backend="auto"`` on a CPU compares estimated costs in seconds (measured on the project's 2-core CPU,
+#: 300 to 8,000 points in one cloud and batches of 64-512 molecules of 10-300 atoms): brute force per
+#: pair in one example (a broadcast block) and within examples (block-diagonal), and the cell list's fixed
+#: cost and cost per point. Crossovers: about 600 points in one cloud, 10^5-10^6 pairs in a batch.
+CPU_COST = {"dense_single": 20e-9, "dense_batch": 70e-9, "hash_fixed": 4e-3, "hash_point": 2e-6}
 
 
 class NeighborOverflowError(RuntimeError):
@@ -101,8 +106,10 @@ def radius_graph(
             a node above it raises :class:`NeighborOverflowError` naming the
             largest degree, unless ``on_overflow="nearest"``. (default: ``None``)
         backend (str): ``"hash"`` (cell list in PyTorch), ``"cluster"``
-            (torch-cluster, made exact), ``"dense"`` (brute force) or ``"auto"``
-            (dense for small ``N``, hash above). (default: ``"auto"``)
+            (torch-cluster, made exact), ``"dense"`` (brute force, block-diagonal
+            over the examples of a batch) or ``"auto"`` (whichever is cheaper by
+            the measured costs in :data:`CPU_COST`; on CUDA dense up to
+            :data:`DENSE_UP_TO` points). (default: ``"auto"``)
         flow (str): ``"source_to_target"`` gives ``[source, target]`` rows,
             ``"target_to_source"`` gives ``[target, source]``; a shift always
             belongs to the source's image. (default: ``"source_to_target"``)
@@ -214,7 +221,7 @@ def radius(
     source, query = prepare(x, None), prepare(y, None)
     group_x = batch_x if batch_x is not None else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
     group_y = batch_y if batch_y is not None else torch.zeros(y.size(0), dtype=torch.long, device=y.device)
-    search = bipartite_search(backend, query.size(0), source.size(0), query.device)
+    search = bipartite_search(backend)
     if cells_x is not None:
         edges, shifts = periodic_edges(query, source, r, cells_y, cells_x, group_y, group_x, search)
         edges = edges.flip(0)
@@ -232,7 +239,7 @@ def radius(
 def periodic_graph(work: Tensor, r: float, group: Tensor, cells: Cells, loop: bool,
                    backend: str) -> Tuple[Tensor, Tensor]:
     """``[source, target]`` edges of every image within ``r`` and their shifts, sorted."""
-    search = bipartite_search(backend, work.size(0), work.size(0), work.device)
+    search = bipartite_search(backend)
     return periodic_edges(work, work, r, cells, cells, group, group, search, drop_self=True, loop=loop,
                           half_search=lambda pos, r, group: find_pairs(pos, r, group, None, backend))
 
@@ -246,24 +253,23 @@ def edge_sq_dist(target_pos: Tensor, edge_index: Tensor, shifts: Tensor, cells: 
     return shift_sq_dist(target_pos, source_pos, i, j, shift)
 
 
-def bipartite_search(backend: str, num_queries: int, num_sources: int, device: torch.device):
+def bipartite_search(backend: str):
     """The bipartite backend ``(query, source, r, query_group, source_group) -> pairs`` to use."""
-    if backend == "auto":
-        small = num_queries * num_sources <= DENSE_UP_TO.get(device.type, DENSE_UP_TO["cuda"]) ** 2
-        backend = "dense" if small else "hash"
     if backend == "dense":
         return dense_bipartite
     if backend == "cluster":
         return cluster_bipartite
 
-    def hash_or_cluster(*args):
+    def search(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor) -> Pairs:
+        if backend == "auto" and dense_is_cheaper_bipartite(query_group, source_group):
+            return dense_bipartite(query, source, r, query_group, source_group)
         try:
-            return hash_bipartite(*args)
+            return hash_bipartite(query, source, r, query_group, source_group)
         except CellIndexOverflow:
             if backend == "hash":
                 raise
-            return cluster_bipartite(*args)
-    return hash_or_cluster
+            return cluster_bipartite(query, source, r, query_group, source_group)
+    return search
 
 
 def _cat(pairs: Pairs, device: torch.device) -> Tuple[Tensor, Tensor]:
@@ -311,8 +317,7 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
     """Each unordered exact pair once (in either orientation), in original indices."""
     auto = backend == "auto"
     if auto:
-        small = work.size(0) <= DENSE_UP_TO.get(work.device.type, DENSE_UP_TO["cuda"])
-        backend = "dense" if small else "hash"
+        backend = "dense" if dense_is_cheaper(work.size(0), group) else "hash"
     if backend == "dense":
         return dense_pairs(work, r, group, periods)
     cell_pos, fpos, labels = work.to(torch.float64), work, None
@@ -328,6 +333,26 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
         return cluster_pairs(cell_pos, r, group, fpos, periods, labels)
 
 
+def dense_is_cheaper(n: int, group: Tensor) -> bool:
+    """``auto``'s choice: brute force (per example) or the cell list, by estimated cost (one host sync)."""
+    if group.device.type != "cpu":
+        return n <= DENSE_UP_TO["cuda"]
+    if n < 2 or int(group.max()) == int(group.min()):
+        dense = CPU_COST["dense_single"] * n * n / 2
+    else:
+        dense = CPU_COST["dense_batch"] * pairs_within_examples(group)
+    return dense <= CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
+
+
+def dense_is_cheaper_bipartite(query_group: Tensor, source_group: Tensor) -> bool:
+    """``auto``'s choice for a bipartite search, by the same estimated costs (one host sync)."""
+    n = query_group.numel() + source_group.numel()
+    if query_group.device.type != "cpu":
+        return query_group.numel() * source_group.numel() <= DENSE_UP_TO["cuda"] ** 2
+    return CPU_COST["dense_batch"] * pairs_per_example(query_group, source_group) <= (
+        CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n)
+
+
 def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.device) -> Tensor:
     """Both directions of every pair (plus loops) as ``[source, target]``, sorted.
 
@@ -337,7 +362,7 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     is released while the output fills.
     """
     total = 2 * sum(a.numel() for a, _ in pairs) + (n if loop else 0)
-    out = sort_keys(_key_chunks(pairs, n, loop, device), total, n * n, device)
+    out = sort_keys(_key_chunks(pairs, n, loop, device), total, device)
     if dedupe:
         out = torch.unique_consecutive(out[1]).expand(2, -1).clone()
     torch.remainder(out[1], n, out=out[0])

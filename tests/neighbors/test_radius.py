@@ -240,3 +240,16 @@ def test_huge_batch_ids_on_cluster():
     batch = torch.zeros(300, dtype=torch.long)
     batch[150:] = 10**12
     assert torch.equal(radius_graph(pos, 0.3, batch, backend="cluster"), radius_graph(pos, 0.3, batch, backend="dense"))
+
+
+@pytest.mark.parametrize("backend", ["auto", "dense", "hash", "cluster"])
+def test_many_tiny_examples_single_atoms_and_skipped_ids(backend):
+    # The block-diagonal brute force of small batches against the scipy oracle.
+    g = torch.Generator().manual_seed(7)
+    sizes = torch.randint(0, 5, (300,), generator=g)  # examples of 0 (skipped id) to 4 atoms
+    batch = torch.repeat_interleave(torch.arange(300), sizes)
+    batch = batch[torch.randperm(batch.numel(), generator=g)]  # any order
+    pos = torch.rand(batch.numel(), 3, generator=g, dtype=torch.float64)
+    edge_index = radius_graph(pos, 0.6, batch, backend=backend)
+    assert edge_set(edge_index) == kdtree_edges(pos, 0.6, batch)
+    assert torch.equal(edge_index, radius_graph(pos, 0.6, batch, backend="dense"))
