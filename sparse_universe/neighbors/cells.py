@@ -42,7 +42,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .checks import _as_tensor
+from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
 from .sorting import sort_keys
 
@@ -56,24 +56,24 @@ class Cells(NamedTuple):
     which: Tensor
 
 
-def check_cells(cell: object, pbc: object, pos: Tensor, batch: Optional[Tensor], name: str = "cell") -> Optional[Cells]:
+def check_cells(cell: object, pbc: object, pos: Tensor, batch: Optional[Tensor]) -> Optional[Cells]:
     """Validate ``cell`` and ``pbc`` against ``pos`` and ``batch``; ``None`` when no axis is periodic.
 
     A ``cell`` without ``pbc`` is periodic on every axis. ``pbc`` without
     ``cell`` must be all ``False``. Rows of periodic axes must be finite and
     linearly independent; rows of open axes may be anything finite (zero too).
     """
-    d = pos.size(1)
+    d, name = pos.size(1), "cell"
     if cell is None:
-        if pbc is not None and bool(_as_tensor(pbc, "pbc", torch.bool, pos.device).any()):
+        if pbc is not None and bool(to_tensor(pbc, "pbc", torch.bool, pos.device).any()):
             raise ValueError(f"Got periodic axes in 'pbc' without a '{name}': give the lattice vectors as '{name}'")
         return None
-    cell_t = _as_tensor(cell, name, torch.float64, pos.device)
+    cell_t = to_tensor(cell, name, torch.float64, pos.device)
     if cell_t.dim() not in (2, 3) or cell_t.shape[-2:] != (d, d):
         raise ValueError(f"Expected '{name}' of shape ({d}, {d}) or (B, {d}, {d}), rows the lattice vectors "
                          f"(got {tuple(cell_t.shape)})")
     cell_t = cell_t.reshape(-1, d, d)
-    pbc_t = torch.ones(1, d, dtype=torch.bool, device=pos.device) if pbc is None else _as_tensor(
+    pbc_t = torch.ones(1, d, dtype=torch.bool, device=pos.device) if pbc is None else to_tensor(
         pbc, "pbc", None, pos.device)
     if pbc_t.dtype != torch.bool:
         raise TypeError(f"Expected 'pbc' to be a bool mask (got dtype {pbc_t.dtype})")
@@ -117,8 +117,6 @@ def check_shifts(shifts: object, cell: object, batch: Optional[Tensor], pos: Ten
                  source: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """``shifts`` ``(E, d)`` int64, ``cell`` ``(C, d, d)`` in the dtype of ``pos`` (gradients kept), and the
     cell of every edge's source."""
-    from .checks import check_batch
-
     d, e = pos.size(1), source.numel()
     if shifts is None or cell is None:
         raise ValueError("Expected both 'shifts' and 'cell' (got only one): radius_graph(..., cell=cell, "
@@ -126,7 +124,7 @@ def check_shifts(shifts: object, cell: object, batch: Optional[Tensor], pos: Ten
     if not isinstance(shifts, Tensor) or shifts.shape != (e, d) or shifts.dtype.is_floating_point:
         got = f"{shifts.dtype} of shape {tuple(shifts.shape)}" if isinstance(shifts, Tensor) else type(shifts).__name__
         raise ValueError(f"Expected integer 'shifts' of shape ({e}, {d}), one per edge (got {got})")
-    cell_t = cell if isinstance(cell, Tensor) else _as_tensor(cell, "cell", pos.dtype, pos.device)
+    cell_t = cell if isinstance(cell, Tensor) else to_tensor(cell, "cell", pos.dtype, pos.device)
     if cell_t.dim() not in (2, 3) or cell_t.shape[-2:] != (d, d):
         raise ValueError(f"Expected 'cell' of shape ({d}, {d}) or (B, {d}, {d}) (got {tuple(cell_t.shape)})")
     cell_t = cell_t.reshape(-1, d, d).to(pos.dtype)

@@ -102,14 +102,14 @@ def check_box(box: object, periodic: object, pos: Tensor) -> Optional[Tensor]:
         if periodic is not None:
             raise ValueError("Got 'periodic' without 'box': give the box side lengths as 'box' (d,)")
         return None
-    box_t = _as_tensor(box, "box", torch.float64, pos.device)
+    box_t = to_tensor(box, "box", torch.float64, pos.device)
     if box_t.shape != (d,):
         raise ValueError(f"Expected 'box' to have shape ({d},), one side per axis (got {tuple(box_t.shape)})")
     if not bool(torch.isfinite(box_t).all()) or bool((box_t <= 0).any()):
         raise ValueError(f"Expected 'box' sides finite and > 0 (got {box_t.tolist()})")
     per_t = None
     if periodic is not None:
-        per_t = _as_tensor(periodic, "periodic", None, pos.device)
+        per_t = to_tensor(periodic, "periodic", None, pos.device)
         if per_t.dtype != torch.bool:
             raise TypeError(f"Expected 'periodic' to be a bool mask (got dtype {per_t.dtype})")
         if per_t.shape != (d,):
@@ -117,7 +117,7 @@ def check_box(box: object, periodic: object, pos: Tensor) -> Optional[Tensor]:
     return periodic_box(box_t, per_t)
 
 
-def _as_tensor(value: object, name: str, dtype: Optional[torch.dtype], device: torch.device) -> Tensor:
+def to_tensor(value: object, name: str, dtype: Optional[torch.dtype], device: torch.device) -> Tensor:
     """``torch.as_tensor`` with the argument named when the value cannot become a tensor."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"Expected '{name}' to be a tensor or a sequence of numbers (got {type(value).__name__} "

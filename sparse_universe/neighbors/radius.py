@@ -222,17 +222,18 @@ def radius(
     group_x = batch_x if batch_x is not None else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
     group_y = batch_y if batch_y is not None else torch.zeros(y.size(0), dtype=torch.long, device=y.device)
     search = bipartite_search(backend)
-    if cells_x is not None:
+    if cells_x is not None:  # edges as [source, target] throughout; the output flips them
         edges, shifts = periodic_edges(query, source, r, cells_y, cells_x, group_y, group_x, search)
-        edges = edges.flip(0)
-        distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731 (e: [source, target])
+        distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731
     else:
-        i, j = _cat(search(query, source, r, group_y, group_x), query.device)
-        edges = torch.stack([i, j]).index_select(1, torch.sort(i * max(source.size(0), 1) + j).indices)
+        ns = max(source.size(0), 1)
+        keys = [q * ns + s for q, s in search(query, source, r, group_y, group_x)]
+        edges = sort_keys(keys, sum(k.numel() for k in keys), query.device)  # row 1: query * ns + source
+        torch.remainder(edges[1], ns, out=edges[0])
+        edges[1].div_(ns, rounding_mode="floor")
         shifts = edges.new_zeros(edges.size(1), x.size(1))
         distance = lambda e: pair_sq_dist(query, e[1], e[0], None, source)  # noqa: E731
-    # finish() works on [source, target] rows: flip in, and "target_to_source" flips back.
-    edges, shifts = finish(edges.flip(0), cap, on_overflow, "target_to_source", query.size(0), distance, shifts)
+    edges, shifts = finish(edges, cap, on_overflow, "target_to_source", query.size(0), distance, shifts)
     return (edges, shifts) if return_shifts else edges
 
 
@@ -270,11 +271,6 @@ def bipartite_search(backend: str):
                 raise
             return cluster_bipartite(query, source, r, query_group, source_group)
     return search
-
-
-def _cat(pairs: Pairs, device: torch.device) -> Tuple[Tensor, Tensor]:
-    empty = torch.zeros(0, dtype=torch.long, device=device)
-    return (torch.cat([a for a, _ in pairs]), torch.cat([b for _, b in pairs])) if pairs else (empty, empty)
 
 
 def finish(edge_index: Tensor, cap: Optional[int], on_overflow: str, flow: str, num_targets: int,
