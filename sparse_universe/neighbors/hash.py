@@ -14,7 +14,10 @@ cell widths instead of 3, which trims candidates by up to a third.
 Each unordered pair is visited once (a *half list*): only rows whose offset is
 positive in lexicographic order, plus the particle's own row to the right of
 it. The batch id is the slowest row coordinate with no offset, so examples
-never meet and batch vectors need not be sorted.
+never meet and batch vectors need not be sorted. The bipartite search
+(:func:`hash_bipartite`: queries against sources, e.g. particles against
+periodic images) keys both sets on one grid, sorts only the sources, and
+scans every neighbouring row of each query.
 
 Ranges have different lengths. We bucket them by length (exactly up to 32,
 then in steps of 12.5%) so each bucket is a dense ``(rows, width)`` block

@@ -55,6 +55,7 @@ def radius_graph(
     cell: Optional[Tensor] = None,
     pbc: Optional[PerAxis] = None,
     return_shifts: bool = False,
+    half: bool = False,
     max_num_neighbors: Optional[int] = None,
     backend: Backend = "auto",
     flow: Flow = "source_to_target",
@@ -102,6 +103,10 @@ def radius_graph(
             ``S = 0``; their lattice vectors may be zero. (default: ``None``)
         return_shifts (bool): also return the integer shifts ``S`` ``(E, d)``
             (zeros without a cell; refused with ``box``). (default: ``False``)
+        half (bool): a half list: of the two edges ``(i, j, S)`` and
+            ``(j, i, -S)`` of a pair only the one with ``i < j``, or ``i == j``
+            and ``S`` lexicographically positive (loops stay). Still sorted.
+            Not with ``max_num_neighbors``. (default: ``False``)
         max_num_neighbors (int, optional): ``None`` means unlimited. With a cap,
             a node above it raises :class:`NeighborOverflowError` naming the
             largest degree, unless ``on_overflow="nearest"``. (default: ``None``)
@@ -149,21 +154,37 @@ def radius_graph(
         raise ValueError("Expected 'cell' with return_shifts=True ('box' gives minimum-image edges without "
                          "shifts; pass cell=torch.diag(box) instead)")
     check_radius_fits(r, periods)
+    if half and cap is not None:
+        raise ValueError("Expected max_num_neighbors=None with half=True (a half list has no degree to cap)")
 
     work = prepare(pos, periods)
     group = batch if batch is not None else torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
     if cells is not None:
         edge_index, shifts = periodic_graph(work, r, group, cells, loop, backend)
-        edge_index, shifts = finish(edge_index, cap, on_overflow, flow, work.size(0),
+        edge_index, shifts = finish(edge_index, cap, on_overflow, "source_to_target", work.size(0),
                                     lambda e: edge_sq_dist(work, e, shifts, cells), shifts)
-        return (edge_index, shifts) if return_shifts else edge_index
-    pairs = find_pairs(work, r, group, periods, backend)
-    edge_index = symmetrize(pairs, work.size(0), loop, periods is not None, pos.device)
-    edge_index, _ = finish(edge_index, cap, on_overflow, flow, work.size(0),
-                           lambda e: pair_sq_dist(work, e[1], e[0], periods))
-    if return_shifts:
-        return edge_index, edge_index.new_zeros(edge_index.size(1), pos.size(1))
-    return edge_index
+    else:
+        pairs = find_pairs(work, r, group, periods, backend)
+        edge_index = symmetrize(pairs, work.size(0), loop, periods is not None, pos.device)
+        edge_index, _ = finish(edge_index, cap, on_overflow, "source_to_target", work.size(0),
+                               lambda e: pair_sq_dist(work, e[1], e[0], periods))
+        shifts = edge_index.new_zeros(edge_index.size(1), pos.size(1)) if return_shifts or half else None
+    if half:
+        keep = first_of_pair(edge_index, shifts)
+        edge_index, shifts = edge_index[:, keep], shifts[keep]
+    if flow == "target_to_source":
+        edge_index = edge_index.flip(0)
+    return (edge_index, shifts) if return_shifts else edge_index
+
+
+def first_of_pair(edge_index: Tensor, shifts: Tensor) -> Tensor:
+    """Mask of the edges ``j -> i`` with ``i < j``, or ``i == j`` and ``S >= 0`` lexicographically."""
+    source, target = edge_index
+    # sign of the first non-zero shift component (0 for loops)
+    sign = torch.zeros_like(source)
+    for k in reversed(range(shifts.size(1))):
+        sign = torch.where(shifts[:, k] != 0, shifts[:, k].sign(), sign)
+    return (target < source) | ((target == source) & (sign >= 0))
 
 
 def radius(

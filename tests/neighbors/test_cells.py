@@ -274,3 +274,18 @@ def test_bipartite_radius_in_a_cell_matches_explicit_images():
         close = ((image[None] - y[:, None]) ** 2).sum(-1) <= 2.5 * 2.5
         expected += [(i, j, s) for i, j in close.nonzero().tolist()]
     assert list(zip(edges[0].tolist(), edges[1].tolist(), map(tuple, shifts.tolist()))) == sorted(expected)
+
+
+@pytest.mark.parametrize("name", ["tiny-cell", "triclinic-0", "chain"])
+def test_half_list_and_its_mirror_are_the_full_list(name):
+    atoms = STRUCTURES[name]
+    pos, cell = torch.tensor(atoms.positions), torch.tensor(np.array(atoms.cell))
+    full = radius_graph(pos, 4.0, cell=cell, pbc=torch.tensor(atoms.pbc), return_shifts=True)
+    half = radius_graph(pos, 4.0, cell=cell, pbc=torch.tensor(atoms.pbc), return_shifts=True, half=True)
+    as_set = lambda e, s: set(zip(e[1].tolist(), e[0].tolist(), map(tuple, s.tolist())))  # noqa: E731
+    kept = as_set(*half)
+    mirrored = {(j, i, tuple(-x for x in s)) for i, j, s in kept}
+    assert not kept & mirrored and kept | mirrored == as_set(*full)
+    assert all(i < j or (i == j and s > (0,) * 3) for i, j, s in kept)
+    plain = radius_graph(pos[:, :2].contiguous(), 1.5, half=True)  # without a cell: i < j
+    assert bool((plain[1] < plain[0]).all()) and 2 * plain.size(1) == radius_graph(pos[:, :2].contiguous(), 1.5).size(1)
