@@ -288,10 +288,10 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     if nq * rows >= 1 << 62:  # pragma: no cover - beyond any memory
         raise ValueError(f"{nq} targets x {rows} images do not fit an int64 key")
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
-    row = by_particle.index_select(0, torch.remainder(out[1], rows, out=out[0]))
+    place = torch.remainder(out[1], rows, out=out[0])  # the image row's place in (particle, shift) order
+    shifts = shift.index_select(0, by_particle).index_select(0, place)
+    out[0] = label.index_select(0, by_particle).index_select(0, place)  # out = [source, target]
     target = out[1].div_(rows, rounding_mode="floor")
-    torch.index_select(label, 0, row, out=out[0])  # out = [source, target]
-    shifts = shift.index_select(0, row)
     if unwrapped:
         shifts += moved_q.index_select(0, target) - moved_s.index_select(0, out[0])
     return out, shifts
