@@ -5,11 +5,13 @@ from .losses import path_loss, wave_path_loss
 from .neighbors import (
     NeighborList,
     NeighborOverflowError,
+    PaddedGraph,
     RadiusGraph,
     RadiusInteractionGraph,
     edge_vectors,
     radius,
     radius_graph,
+    radius_graph_padded,
 )
 from .simulate import Trajectory, rollout
 from .state import ParticleState
@@ -23,12 +25,14 @@ __all__ = [
     "Trajectory",
     "WaveState",
     "NeighborOverflowError",
+    "PaddedGraph",
     "RadiusGraph",
     "RadiusInteractionGraph",
     "edge_vectors",
     "path_loss",
     "radius",
     "radius_graph",
+    "radius_graph_padded",
     "rollout",
     "wave_path_loss",
 ]

@@ -75,8 +75,11 @@ def check_radius(r: object, name: str = "r") -> float:
     return check_real(r, name, 0.0, strict=True)
 
 
-def check_batch(batch: Optional[Tensor], pos: Tensor, name: str = "batch") -> Optional[Tensor]:
-    """Any order of batch ids is accepted; only the values matter (no sorting needed)."""
+def check_batch(batch: Optional[Tensor], pos: Tensor, name: str = "batch", values: bool = True) -> Optional[Tensor]:
+    """Any order of batch ids is accepted; only the values matter (no sorting needed).
+
+    ``values=False`` checks type, shape and device only (no host sync, traceable).
+    """
     if batch is None:
         return None
     if not isinstance(batch, Tensor):
@@ -90,7 +93,7 @@ def check_batch(batch: Optional[Tensor], pos: Tensor, name: str = "batch") -> Op
         )
     if batch.device != pos.device:
         raise ValueError(f"Expected '{name}' on {pos.device} like the positions (got {batch.device})")
-    if batch.numel() and int(batch.min()) < 0:
+    if values and batch.numel() and int(batch.min()) < 0:
         raise ValueError(f"Expected '{name}' ids >= 0 (got minimum {int(batch.min())})")
     return batch.long()
 
