@@ -28,20 +28,20 @@ def plot_scaling(rows: Sequence, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_crystals(rows: Sequence, path: Path) -> Path:
+def plot_cases(rows: Sequence, path: Path, title: str) -> Path:
     """One panel per case: median time of every method (log scale), the engine first."""
     names = list(dict.fromkeys(r.case for r in rows))
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.0), squeeze=False)
     for ax, name in zip(axes[0], names):
         sel = [r for r in rows if r.case == name]
         bars = ax.bar([r.method for r in sel], [r.median_s for r in sel],
-                      color=["tab:blue" if r.method.startswith("engine") else "0.6" for r in sel])
+                      color=["tab:blue" if r.method.startswith(("engine", "capacity")) else "0.6" for r in sel])
         ax.bar_label(bars, labels=[f"{r.median_s:.3g} s" for r in sel], fontsize=8)
         times = [r.median_s for r in sel]
         ax.set(yscale="log", ylim=(min(times) / 10, max(times) * 3), ylabel="median time (s)",
                title=f"{name}\n{sel[0].atoms:,} atoms, {sel[0].pairs:,} pairs")
         ax.tick_params(axis="x", labelrotation=30)
-    fig.suptitle("periodic neighbour lists with shifts (ijS), CPU; peers called per structure")
+    fig.suptitle(title)
     return _save(fig, path)
 
 

@@ -6,6 +6,7 @@ Run it as::
     python -m sparse_universe.experiments.scaling --max-n 1e5
     sparse-universe scale --device cuda --max-n 1e7 --dims 3
     sparse-universe scale --crystals                       # periodic crystals against vesin, matscipy and ASE
+    sparse-universe scale --small                          # molecule batches against torch-cluster, vesin, cKDTree
 
 Points are uniform in the unit cube with ``r`` chosen for about ``--neighbors``
 neighbours per point. Each (backend, d, N) is timed ``--repeats`` times after
@@ -33,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from ..neighbors import radius_graph
-from . import command_main, crystals, number, write_csv
+from . import command_main, crystals, number, small, write_csv
 
 #: Defaults in one place.
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -235,27 +236,33 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=number(int, 1), default=DEFAULT_REPEATS)
     parser.add_argument("--crystals", action="store_true",
                         help="instead: periodic crystals against vesin, matscipy and ASE (CPU; see crystals.py)")
+    parser.add_argument("--small", action="store_true",
+                        help="instead: batches of molecules and small clouds against torch-cluster, vesin and "
+                             "cKDTree (CPU; see small.py)")
     parser.add_argument("--out", type=Path, default=Path("data"), help="folder for CSV and PNG")
     return parser
 
 
 def outputs(args: argparse.Namespace) -> List[Path]:
-    stem = "crystals" if args.crystals else "scaling"
+    stem = "crystals" if args.crystals else "small" if args.small else "scaling"
     tag = torch.device(args.device).type
     return [args.out / f"{stem}_{tag}.csv", args.out / f"{stem}_{tag}.png"]
 
 
 def execute(args: argparse.Namespace) -> List:
-    from ..viz import plot_crystals, plot_scaling
+    from ..viz import plot_cases, plot_scaling
 
-    if args.crystals:
+    if args.crystals or args.small:
         if torch.device(args.device).type != "cpu":
-            raise ValueError("Expected --device cpu with --crystals: vesin, matscipy and ASE run on the CPU")
-        rows = crystals.run(args.repeats)
+            raise ValueError("Expected --device cpu with --crystals or --small: the peers run on the CPU")
+        module, title = ((crystals, "periodic neighbour lists with shifts (ijS), CPU; peers called per structure")
+                         if args.crystals else
+                         (small, "small systems, CPU; vesin and cKDTree called per molecule"))
+        rows = module.run(args.repeats)
         csv_path, png_path = outputs(args)
         write_csv(rows, csv_path)
-        plot_crystals(rows, png_path)
-        print(crystals.table(rows))
+        plot_cases(rows, png_path, title)
+        print(module.table(rows))
         print(f"wrote {csv_path} and {png_path}")
         return rows
 
