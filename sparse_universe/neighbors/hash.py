@@ -44,6 +44,8 @@ from .geometry import Pairs, accumulate_sq, exact_r2, periods, search_radius
 CHUNK = {"cpu": 1 << 20, "cuda": 1 << 25}
 #: Range lengths up to this are bucketed exactly; longer ones share padded buckets.
 EXACT_WIDTH = 32
+#: Padded candidates below which all ranges share one bucket (see ``_buckets``).
+ONE_BUCKET = 1 << 17
 _INT63 = 1 << 62
 
 
@@ -237,10 +239,16 @@ def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int]]]:
     """Ranges ordered by bucket, and ``(start, stop, width)`` of each non-empty bucket.
 
     Bucket ids are small integers, so the stable sort is a single radix pass.
-    Bucket 0 holds the empty ranges and is skipped.
+    Bucket 0 holds the empty ranges and is skipped. When padding every range
+    to the longest costs fewer candidates than :data:`ONE_BUCKET` (small
+    inputs), all share one bucket: each bucket costs a few dozen tensor
+    operations, which for small inputs cost more than the padded candidates.
     """
     longest = int(count.max()) if count.numel() else 0
-    widths = [0] + list(range(1, min(longest, EXACT_WIDTH) + 1))
+    if count.numel() * longest <= ONE_BUCKET:
+        widths = [0, longest]
+    else:
+        widths = [0] + list(range(1, min(longest, EXACT_WIDTH) + 1))
     while widths[-1] < longest:
         widths.append(-(-widths[-1] * 9 // 8))
     widths_t = torch.tensor(widths, device=count.device)
@@ -270,7 +278,7 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
     padded_cols = [torch.cat([col, col.new_zeros(widest)]) for col in source_cols]
     found: Pairs = []
     for start, stop, width in buckets:
-        padded = width > EXACT_WIDTH
+        padded = width > EXACT_WIDTH or len(buckets) == 1  # ranges shorter than the bucket are masked
         rows = max(1, chunk // width)
         # windows[k][t] = cols[k][t : t + width]: a candidate block is a copy of
         # contiguous rows, several times faster than an element-wise gather.

@@ -22,8 +22,9 @@ DENSE_UP_TO = {"cpu": 1024, "cuda": 16384}
 #: ``backend="auto"`` on a CPU compares estimated costs in seconds (measured on the project's 2-core CPU,
 #: 300 to 8,000 points in one cloud and batches of 64-512 molecules of 10-300 atoms): brute force per
 #: pair in one example (a broadcast block) and within examples (block-diagonal), and the cell list's fixed
-#: cost and cost per point. Crossovers: about 600 points in one cloud, 10^5-10^6 pairs in a batch.
-CPU_COST = {"dense_single": 20e-9, "dense_batch": 70e-9, "hash_fixed": 4e-3, "hash_point": 2e-6}
+#: cost and cost per point. Crossovers: about 450 points in one cloud; in a batch of N atoms, brute force
+#: wins while the pairs inside examples number fewer than about 21,000 + 23 N.
+CPU_COST = {"dense_single": 20e-9, "dense_batch": 70e-9, "hash_fixed": 1.5e-3, "hash_point": 1.6e-6}
 
 
 class NeighborOverflowError(RuntimeError):
