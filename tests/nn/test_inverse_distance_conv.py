@@ -140,3 +140,20 @@ def test_forces_from_the_conv_can_be_trained_on():
     (force,) = torch.autograd.grad(energy, p, create_graph=True)
     force.square().sum().backward()
     assert conv.lin.weight.grad is not None and conv.lin.weight.grad.abs().sum() > 0
+
+
+def test_csr_aggregation_is_the_same_sum_in_a_fixed_order_with_gradients_of_two_orders():
+    # The CUDA default (segment_csr, no atomics), run here on CPU.
+    from sparse_universe.nn import fused
+
+    pos, x = _cloud(40)
+    edge_index = radius_graph(pos, 0.9)[:, torch.randperm(radius_graph(pos, 0.9).size(1))]  # any edge order
+    source, target = edge_index
+    conv = InverseDistanceConv(5, 3).double()
+    h = conv.lin(x).detach().requires_grad_()
+    w = conv.edge_weight(pos, edge_index).detach().requires_grad_()
+    csr = fused.aggregate(h, w, source, target, 40, deterministic=True)
+    assert torch.allclose(csr, fused.aggregate(h, w, source, target, 40, deterministic=False))
+    assert torch.equal(csr, fused.aggregate(h, w, source, target, 40, deterministic=True))
+    assert torch.autograd.gradcheck(lambda a, b: fused.aggregate(a, b, source, target, 40, True), (h, w))
+    assert torch.autograd.gradgradcheck(lambda a, b: fused.aggregate(a, b, source, target, 40, True), (h, w))
