@@ -55,12 +55,12 @@ def test_bad_input_is_named():
 class Model(torch.nn.Module):
     """Builds its graph inside forward and aggregates with the mask."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 4096) -> None:
         super().__init__()
-        self.lin = torch.nn.Linear(3, 8)
+        self.lin, self.capacity = torch.nn.Linear(3, 8), capacity
 
     def forward(self, pos, batch):
-        graph = radius_graph_padded(pos, 0.3, batch, capacity=4096)
+        graph = radius_graph_padded(pos, 0.3, batch, capacity=self.capacity)
         source, target = graph.edge_index
         weight = graph.mask.to(pos.dtype) / ((pos[source] - pos[target]).pow(2).sum(-1) + 1e-2)
         return scatter(self.lin(pos)[source] * weight[:, None], target, 0, dim_size=pos.size(0), reduce="sum")
@@ -72,6 +72,7 @@ def test_compiled_model_matches_eager_without_a_graph_break():
     compiled = torch.compile(model, fullgraph=True)  # any graph break would raise
     for n, seed in ((300, 1), (240, 2)):
         pos, batch = cloud(n, seed=seed)
+        assert not bool(radius_graph_padded(pos, 0.3, batch, capacity=model.capacity).overflow)
         torch.testing.assert_close(compiled(pos, batch), model(pos, batch))
     explained = torch._dynamo.explain(model)(*cloud())
     assert explained.graph_break_count == 0
