@@ -43,9 +43,9 @@ class Row:
     case: str
     method: str
     atoms: int
-    pairs: int
+    pairs: int  # directed pairs found (a full list)
     median_s: float
-    ratio_to_engine: float  # this method's time / the engine's (cell) time on the same case
+    ratio_to_engine: float  # this method's time / the engine's time on the same case
 
 
 def crystal_batch(count: int = 64, low: int = 8, high: int = 200, seed: int = 0) -> list:
@@ -165,10 +165,12 @@ def run(repeats: int = 3, only: Sequence[str] = (), progress: bool = True) -> Li
     return [Row(name, method, atoms, pairs, t, t / engine[name]) for name, method, atoms, t, pairs in timed]
 
 
-def table(rows: Sequence[Row]) -> str:
-    head = f"{'case':>12} {'method':>13} {'atoms':>9} {'pairs':>10} {'median s':>9} {'time / engine':>13}"
+def table(rows: Sequence[Row], ms: bool = False) -> str:
+    """A fixed-width table of the rows, times in seconds (``ms``: milliseconds)."""
+    unit, scale = ("median ms", 1e3) if ms else ("median s", 1.0)
+    head = f"{'case':>14} {'method':>13} {'atoms':>9} {'pairs':>10} {unit:>10} {'time / engine':>13}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.case:>12} {r.method:>13} {r.atoms:>9} {r.pairs:>10} {r.median_s:>9.4f} "
+        lines.append(f"{r.case:>14} {r.method:>13} {r.atoms:>9} {r.pairs:>10} {scale * r.median_s:>10.4f} "
                      f"{r.ratio_to_engine:>13.2f}")
     return "\n".join(lines)

@@ -23,7 +23,6 @@ equal (cKDTree's unordered pairs count twice).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -33,19 +32,10 @@ from tqdm import tqdm
 
 from ..neighbors import radius_graph
 from ..neighbors.capacity import radius_graph_padded
-from .crystals import _time
+from . import crystals
+from .crystals import Row, _time
 
 CUTOFF = 5.0
-
-
-@dataclass
-class Row:
-    case: str
-    method: str
-    atoms: int
-    pairs: int  # directed edges found
-    median_s: float
-    ratio_to_engine: float  # this method's time / the engine's (eager) time on the same case
 
 
 def molecules(count: int, low: int = 10, high: int = 100, seed: int = 0) -> Tuple[Tensor, Tensor]:
@@ -102,9 +92,4 @@ def run(repeats: int = 5, only: Sequence[str] = (), progress: bool = True) -> Li
 
 
 def table(rows: Sequence[Row]) -> str:
-    head = f"{'case':>14} {'method':>13} {'atoms':>7} {'pairs':>9} {'median ms':>10} {'time / engine':>13}"
-    lines = [head, "-" * len(head)]
-    lines += [f"{r.case:>14} {r.method:>13} {r.atoms:>7} {r.pairs:>9} {1e3 * r.median_s:>10.3f} "
-              f"{r.ratio_to_engine:>13.2f}" for r in rows]
-    return "\n".join(lines)
-
+    return crystals.table(rows, ms=True)

@@ -131,10 +131,11 @@ def to_tensor(value: object, name: str, dtype: Optional[torch.dtype], device: to
         raise TypeError(f"Expected '{name}' to be a tensor or a sequence of numbers (got {value!r})") from e
 
 
-def check_edge_index(edge_index: object, num_nodes: Optional[int], name: str = "edge_index") -> Tensor:
+def check_edge_index(edge_index: object, num_nodes: Optional[int], name: str = "edge_index",
+                     values: bool = True) -> Tensor:
     """An integer ``(2, E)`` tensor of node ids in ``[0, num_nodes)`` (``>= 0`` if ``None``), as int64.
 
-    The range check costs one host sync.
+    The range check costs one host sync; ``values=False`` skips it (shape and dtype only).
     """
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"Expected '{name}' to be a torch.Tensor (got {type(edge_index).__name__})")
@@ -142,7 +143,7 @@ def check_edge_index(edge_index: object, num_nodes: Optional[int], name: str = "
         raise ValueError(f"Expected '{name}' of shape (2, E) (got {tuple(edge_index.shape)})")
     if edge_index.dtype.is_floating_point or edge_index.dtype.is_complex or edge_index.dtype == torch.bool:
         raise TypeError(f"Expected '{name}' to be an integer tensor (got {edge_index.dtype})")
-    if edge_index.numel():
+    if values and edge_index.numel():
         low, high = (int(v) for v in torch.aminmax(edge_index))
         if low < 0 or (num_nodes is not None and high >= num_nodes):
             want = "ids >= 0" if num_nodes is None else f"ids in [0, {num_nodes}), one per node"

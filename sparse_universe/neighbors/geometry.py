@@ -134,6 +134,7 @@ def edge_vectors(
     shifts: Optional[Tensor] = None,
     cell: Optional[Tensor] = None,
     batch: Optional[Tensor] = None,
+    validate: bool = True,
 ) -> Tuple[Tensor, Tensor]:
     r"""Differentiable edge vectors and lengths: minimum image in a ``box``, or the given images of a ``cell``.
 
@@ -166,6 +167,9 @@ def edge_vectors(
             with ``shifts``. (default: ``None``)
         batch (Tensor, optional): ``(N,)`` example ids, to pick each edge's cell
             from a ``(B, d, d)`` stack. (default: ``None``)
+        validate (bool): check that ``edge_index`` ids lie in ``[0, N)`` (one
+            host sync); the layers skip it for graphs the engine built or that
+            were checked on the way in. (default: ``True``)
 
     Shapes:
         pos ``(N, d)``, edge_index ``(2, E)``, shifts ``(E, d)`` -> vectors ``(E, d)``, lengths ``(E,)``.
@@ -174,7 +178,7 @@ def edge_vectors(
     from .checks import FLOWS, check_box, check_choice, check_edge_index, check_pos
 
     check_pos(pos, finite=False)
-    edge_index = check_edge_index(edge_index, pos.size(0))
+    edge_index = check_edge_index(edge_index, pos.size(0), values=validate)
     target, source = edge_index.flip(0) if check_choice(flow, "flow", FLOWS) == "source_to_target" else edge_index
     if shifts is not None or cell is not None:
         if box is not None:

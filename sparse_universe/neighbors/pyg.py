@@ -117,11 +117,11 @@ class RadiusInteractionGraph(nn.Module):
         if cell is None:
             edge_index = radius_graph(pos, self.cutoff, batch, box=self.box, periodic=self.periodic,
                                       max_num_neighbors=self.max_num_neighbors, backend=self.backend)
-            return edge_index, edge_vectors(pos, edge_index, self.box, self.periodic)[1]
+            return edge_index, edge_vectors(pos, edge_index, self.box, self.periodic, validate=False)[1]
         search_cell = cell.detach() if isinstance(cell, Tensor) else cell
         edge_index, shifts = radius_graph(pos, self.cutoff, batch, cell=search_cell, pbc=pbc, return_shifts=True,
                                           max_num_neighbors=self.max_num_neighbors, backend=self.backend)
-        return edge_index, edge_vectors(pos, edge_index, shifts=shifts, cell=cell, batch=batch)[1]
+        return edge_index, edge_vectors(pos, edge_index, shifts=shifts, cell=cell, batch=batch, validate=False)[1]
 
     def extra_repr(self) -> str:
         return f"cutoff={self.cutoff}, backend={self.backend!r}"

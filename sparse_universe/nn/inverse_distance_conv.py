@@ -75,8 +75,8 @@ class InverseDistanceConv(MessagePassing):
         self.lin.reset_parameters()
 
     def edge_weight(self, pos: Tensor, edge_index: Tensor, box: Optional[Tensor] = None) -> Tensor:
-        """:math:`w(r_{ij})` of every edge, differentiable in ``pos``."""
-        return self.weight_of(edge_vectors(pos, edge_index, box)[1])
+        """:math:`w(r_{ij})` of every edge, differentiable in ``pos`` (``edge_index`` already checked)."""
+        return self.weight_of(edge_vectors(pos, edge_index, box, validate=False)[1])
 
     def weight_of(self, dist: Tensor) -> Tensor:
         """:math:`w(r)` for given distances (refuses ``1/0`` when ``delta = 0``)."""

@@ -72,7 +72,7 @@ def pairs(state: ParticleState, cutoff: Optional[float], box: Optional[PerAxis] 
         edge_index = complete_graph(state.batch)
     else:
         edge_index = radius_graph(state.pos, cutoff, state.batch, box=box, periodic=periodic)
-    _, dist = edge_vectors(state.pos, edge_index, check_box(box, periodic, state.pos))
+    _, dist = edge_vectors(state.pos, edge_index, check_box(box, periodic, state.pos), validate=False)
     return edge_index, dist
 
 

@@ -97,11 +97,12 @@ class PairForceStep(nn.Module):
         for potential, edges in ((self.potential, edge_index), (self.bond, self.bonds)):
             if potential is None:
                 continue
+            given = edges is not None and edges is not self.bonds  # a caller's graph: checked below
             if edges is None:
                 edges = self.graph(state.pos, state.batch)
             elif edges is self.bonds:
                 check_edge_index(edges, state.num_particles, "bonds")
-            vec, dist = edge_vectors(state.pos, edges, check_box(self.box, self.periodic, state.pos))
+            vec, dist = edge_vectors(state.pos, edges, check_box(self.box, self.periodic, state.pos), validate=given)
             qq = None
             if potential.uses_charge:
                 if state.charge is None:
