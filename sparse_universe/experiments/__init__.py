@@ -40,7 +40,6 @@ def number(kind: type, minimum: Optional[float] = None, strict: bool = False) ->
         except ValueError as e:
             message = str(e) if "Expected" in str(e) else f"Expected 'value' to be {kind.__name__} (got {text!r})"
             raise argparse.ArgumentTypeError(message.replace("Expected 'value' to be", "must be")) from None
-    parse.__name__ = kind.__name__
     return parse
 
 

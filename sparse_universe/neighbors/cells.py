@@ -258,7 +258,7 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         pairs = search(wrapped_q, x, reach_r, query_group, image_group)
         base = shift - moved_s.index_select(0, label)
     else:  # S = S': the images are the exact test's own, and so is the search's test
-        x = image_positions(source, label, shift, cell, which)
+        x = source.index_select(0, label) + shift_vectors(shift, cell, which)  # pos[j] + S @ cell
         half = half_search is not None and label.numel() <= 2 * nq
         pairs = half_search(x, r, image_group) if half else search(query, x, r, query_group, image_group)
     rows = label.numel()
@@ -285,8 +285,6 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     if loop:
         ids = torch.arange(nq, device=query.device)
         keys.append(ids * rows + rank.index_select(0, ids))
-    if nq * rows >= 1 << 62:  # pragma: no cover - beyond any memory
-        raise ValueError(f"{nq} targets x {rows} images do not fit an int64 key")
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
     place = torch.remainder(out[1], rows, out=out[0])  # the image row's place in (particle, shift) order
     shifts = shift.index_select(0, by_particle).index_select(0, place)
@@ -295,6 +293,16 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     if unwrapped:
         shifts += moved_q.index_select(0, target) - moved_s.index_select(0, out[0])
     return out, shifts
+
+
+def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tensor:
+    """The order of image rows by particle, then shift (lexicographic)."""
+    low = shift.min(0).values if shift.numel() else shift.new_zeros(shift.size(1))
+    span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * shift.size(1)
+    code = label.clone()
+    for k, n in enumerate(span):
+        code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
+    return torch.sort(code).indices
 
 
 def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ def dense_pairs(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor]) -> 
     """
     if pos.size(0) > 1 and int(group.max()) != int(group.min()):
         return _within_examples(pos, r, group, box)
-    return _blocks(pos, pos, r, group, group, box, upper=True)
+    return _blocks(pos, pos, r, box, upper=True)
 
 
 def pairs_within_examples(group: Tensor) -> int:
@@ -63,7 +63,7 @@ def dense_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor
     """
     groups = torch.cat([query_group, source_group])
     if groups.numel() < 2 or int(groups.max()) == int(groups.min()):
-        return _blocks(query, source, r, query_group, source_group, None, upper=False)
+        return _blocks(query, source, r, None, upper=False)
     q_order = torch.argsort(query_group, stable=True)
     s_order = torch.argsort(source_group, stable=True)
     sorted_source = source_group.index_select(0, s_order)
@@ -113,9 +113,8 @@ def _test_ranges(query: Tensor, source: Tensor, begin: Tensor, count: Tensor, r:
     return found
 
 
-def _blocks(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
-            box: Optional[Tensor], upper: bool) -> Pairs:
-    """Test ``(rows, S)`` blocks of query rows against every source; ``upper``: only ``s > q``."""
+def _blocks(query: Tensor, source: Tensor, r: float, box: Optional[Tensor], upper: bool) -> Pairs:
+    """Test ``(rows, S)`` blocks of query rows against every source (one example); ``upper``: only ``s > q``."""
     n, dim = query.shape
     per = periods(box, dim)
     r2 = exact_r2(r, query.dtype)
@@ -133,7 +132,6 @@ def _blocks(query: Tensor, source: Tensor, r: float, query_group: Tensor, source
         keep = acc <= r2
         if upper:  # each pair once
             keep &= arange[None, :source.size(0)] > arange[start:stop, None]
-        keep &= query_group[start:stop, None] == source_group[None, :]
         a, b = keep.nonzero().unbind(1)
         found.append((a + start, b))
     return found

@@ -18,7 +18,7 @@ from .sorting import sort_keys
 
 #: ``backend="auto"`` on CUDA uses brute force up to this many points (measured on an H100 by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
-DENSE_UP_TO = {"cpu": 1024, "cuda": 16384}
+DENSE_UP_TO = 16384
 #: ``backend="auto"`` on a CPU compares estimated costs in seconds (measured on the project's 2-core CPU,
 #: 300 to 8,000 points in one cloud and batches of 64-512 molecules of 10-300 atoms): brute force per
 #: pair in one example (a broadcast block) and within examples (block-diagonal), and the cell list's fixed
@@ -354,7 +354,7 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
 def dense_is_cheaper(n: int, group: Tensor) -> bool:
     """``auto``'s choice: brute force (per example) or the cell list, by estimated cost (one host sync)."""
     if group.device.type != "cpu":
-        return n <= DENSE_UP_TO["cuda"]
+        return n <= DENSE_UP_TO
     if n < 2 or int(group.max()) == int(group.min()):
         dense = CPU_COST["dense_single"] * n * n / 2
     else:
@@ -366,7 +366,7 @@ def dense_is_cheaper_bipartite(query_group: Tensor, source_group: Tensor) -> boo
     """``auto``'s choice for a bipartite search, by the same estimated costs (one host sync)."""
     n = query_group.numel() + source_group.numel()
     if query_group.device.type != "cpu":
-        return query_group.numel() * source_group.numel() <= DENSE_UP_TO["cuda"] ** 2
+        return query_group.numel() * source_group.numel() <= DENSE_UP_TO ** 2
     return CPU_COST["dense_batch"] * pairs_per_example(query_group, source_group) <= (
         CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n)
 

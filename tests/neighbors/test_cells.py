@@ -148,7 +148,6 @@ def test_batch_of_different_crystals_equals_each_alone():
     batch = torch.cat([torch.full((len(a),), b) for b, a in enumerate(parts)])
     perm = torch.randperm(len(batch), generator=torch.Generator().manual_seed(0))  # batch ids in any order
     edge_index, shifts = radius_graph(pos[perm], 4.0, batch[perm], cell=cell, pbc=pbc, return_shifts=True)
-    inverse = torch.argsort(perm)  # original index of each permuted row
     got = sorted(zip(perm[edge_index[1]].tolist(), perm[edge_index[0]].tolist(), map(tuple, shifts.tolist())))
     expected, offset = [], 0
     for atoms in parts:
@@ -156,7 +155,6 @@ def test_batch_of_different_crystals_equals_each_alone():
         expected += [(a + offset, b + offset, tuple(s)) for a, b, s in zip(i.tolist(), j.tolist(), S.tolist())]
         offset += len(atoms)
     assert got == sorted(expected)
-    assert inverse.numel() == len(batch)
     _, length = edge_vectors(pos[perm], edge_index, shifts=shifts, cell=cell, batch=batch[perm])
     assert bool((length <= 4.0).all())
 
