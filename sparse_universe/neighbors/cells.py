@@ -303,18 +303,3 @@ def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tensor:
     for k, n in enumerate(span):
         code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
     return torch.sort(code).indices
-
-
-def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tensor:
-    """The order of image rows by particle, then shift (lexicographic)."""
-    low = shift.min(0).values if shift.numel() else shift.new_zeros(shift.size(1))
-    span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * shift.size(1)
-    code = label.clone()
-    for k, n in enumerate(span):
-        code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
-    return torch.sort(code).indices
-
-
-def image_positions(pos: Tensor, label: Tensor, shift: Tensor, cell: Tensor, which: Tensor) -> Tensor:
-    """``pos[label] + S @ cell``, the exact test's image of each row, in the dtype of ``pos``."""
-    return pos.index_select(0, label) + shift_vectors(shift, cell, which)
