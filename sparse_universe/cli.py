@@ -19,6 +19,7 @@ from .experiments import (
     double_slit,
     infer,
     lj_gas,
+    scale_out,
     scaling,
     string_wave,
     train_path,
@@ -28,6 +29,7 @@ from .experiments import (
 #: (command, module, one-line help); each module has build_parser(parser), outputs(args) and execute(args).
 COMMANDS = (
     ("scale", scaling, "radius-graph scaling benchmark of every backend"),
+    ("scale-out", scale_out, "weak and strong scaling of a universe over torch.distributed processes"),
     ("train", train_path, "train a universe to move a token group along a path"),
     ("bench-step", bench_step, "forward + backward time of one universe step"),
     ("waves-vs-particles", waves_vs_particles, "does wave-particle duality help optimisation?"),

@@ -66,7 +66,8 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
     tensor is compared row by row.
 
     Args:
-        positions (Tensor): ``(T + 1, N, d)`` or ``(T, N, d)``.
+        positions (Tensor): ``(T + 1, N, d)`` or ``(T, N, d)`` (or a distributed rollout's
+            :class:`~sparse_universe.distributed.OwnedRows`).
         path (Tensor): ``(T, d)`` centroid path.
         members: indices ``(|L|,)``, a bool mask ``(N,)``, or a token id (then pass ``token``).
         sigma (float): std of the Gaussians. (default: ``1.0``)
@@ -75,6 +76,8 @@ def path_loss(positions: Tensor, path: Tensor, members: Union[Tensor, int], sigm
         reduction (str): over time, ``"mean"``, ``"sum"`` or ``"none"`` (shape ``(T,)``).
             (default: ``"mean"``)
     """
+    if type(positions).__name__ == "OwnedRows":  # a distributed rollout's positions
+        return positions.path_loss(path, members, sigma, token=token, reading=reading, reduction=reduction)
     _check(reading, reduction, sigma)
     if positions.dim() != 3 or path.dim() != 2 or path.size(1) != positions.size(2):
         raise ValueError(f"Expected positions (T[+1], N, d) and path (T, d) (got {tuple(positions.shape)} and "

@@ -63,6 +63,13 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
     Shapes:
         -> pos ``(T + 1, N, d)``, vel ``(T + 1, N, d)``.
     """
+    if type(state).__name__ == "DistributedState":
+        if checkpoint or isinstance(step, BranchManager):
+            raise ValueError("Expected checkpoint=False and a step that is not a BranchManager on a "
+                             "DistributedState (not distributed yet)")
+        from .distributed.rollout import rollout as distributed_rollout
+
+        return distributed_rollout(step, state, steps, progress=progress, integrator=integrator, horizon=horizon)
     if not isinstance(state, ParticleState):
         raise TypeError(f"Expected 'state' to be a ParticleState (got {type(state).__name__}); build one with "
                         f"ParticleState(pos, vel, ...) or ParticleState.from_data(data)")
@@ -108,10 +115,11 @@ class _HorizonCheck:
         self.mode = mode if self.eps is not None and self.dt is not None else None
         self.warned = False
 
-    def __call__(self, state: ParticleState) -> None:
-        if self.mode is None or self.warned or state.num_particles == 0:
+    def __call__(self, state: ParticleState, speed: Optional[float] = None) -> None:
+        """Check ``state``'s largest speed (or ``speed``, e.g. the largest over all ranks)."""
+        if self.mode is None or self.warned or (speed is None and state.num_particles == 0):
             return
-        speed = float(state.vel.detach().norm(dim=-1).max())
+        speed = float(state.vel.detach().norm(dim=-1).max()) if speed is None else speed
         if speed * self.dt <= self.eps:
             return
         message = (f"Collision horizon exceeded: max |v| * dt = {speed * self.dt:.4g} > eps = {self.eps:.4g} "

@@ -26,6 +26,17 @@ rollout's kinetic energy; they warn, or with ``--monitor-stop true`` stop
 the run with their message after saving the checkpoint.
 Writes ``train_path.csv``, ``train_path_loss.png`` and
 ``train_path_trajectories.png`` to ``--out``.
+
+**Data-parallel** under ``torchrun`` (``torchrun --nproc-per-node P -m
+sparse_universe.cli train ...``): each rank rolls out every P-th universe
+and :class:`~torch.nn.parallel.DistributedDataParallel` averages the
+gradients (each rank's loss is its universes' share of the mean, times P),
+so with ``--sigma 0`` the parameters end equal, to float rounding, to one
+process training on all universes; with sampling each rank draws its own
+stream (seed + 1 + rank), an equivalent but not identical run. Rank 0 shows
+progress and writes the checkpoint (with every rank's RNG state: a resume
+needs the same P) and the results; a resume reads the checkpoint on rank 0
+and broadcasts it, so the ranks need no shared disk.
 """
 
 from __future__ import annotations
@@ -38,7 +49,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import trange
 
 from ..losses import path_loss
@@ -46,7 +59,7 @@ from ..monitors import EnergyDrift, GradNormExplosion, LossSpike, Monitor, Train
 from ..neighbors.checks import check_choice, check_int
 from ..nn import UniverseStep
 from ..simulate import rollout
-from ..state import ParticleState
+from ..state import ParticleState, num_universes
 from . import add_config_arguments, check_fields, command_main, config_from_args, number, write_csv
 
 
@@ -136,20 +149,28 @@ def targets(state: ParticleState, cfg: Config) -> Tensor:
     """``(universes, T, d)``: the path anchored at each universe's member centroid."""
     offsets = make_path(cfg)
     centroids = torch.stack([state.pos[(state.batch == b) & (state.token == 0)].mean(0)
-                             for b in range(cfg.universes)])
+                             for b in range(num_universes(state))])
     return centroids[:, None, :] + offsets[None]
 
 
 def loss_of(model: UniverseStep, state: ParticleState, cfg: Config, reading: str = "density",
             trajectory: Optional[list] = None) -> Tensor:
-    """The path loss of one rollout (appended to ``trajectory`` if given)."""
+    """The path loss of one rollout (appended to ``trajectory`` if given): the sum over ``state``'s universes
+    divided by ``cfg.universes``, i.e. their mean, or a :func:`shard`'s share of it."""
     traj = rollout(model, state, cfg.steps)
     if trajectory is not None:
         trajectory.append(traj)
     paths = targets(state, cfg)
     losses = [path_loss(traj.pos, paths[b], (state.batch == b) & (state.token == 0), reading=reading)
-              for b in range(cfg.universes)]
-    return torch.stack(losses).mean()
+              for b in range(num_universes(state))]
+    return torch.stack(losses).sum() / cfg.universes
+
+
+def shard(state: ParticleState, rank: int, world: int) -> ParticleState:
+    """Universes ``rank, rank + world, ...`` of ``state``, renumbered from 0."""
+    ids = torch.arange(rank, num_universes(state), world)
+    part = state.select(torch.isin(state.batch, ids).nonzero().view(-1))
+    return part.replace(batch=torch.searchsorted(ids, part.batch))
 
 
 def monitors_of(cfg: Config, history: Sequence[dict] = ()) -> List[Monitor]:
@@ -190,49 +211,95 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
     cosine learning-rate schedule then stretches to the new total, so the rate
     rises again from where it ended (the result differs from a run started
     with the larger count).
+
+    In an initialised process group of P > 1 ranks it trains data-parallel
+    (see the module); every rank calls it, and only rank 0 shows progress and
+    writes the checkpoint.
     """
     save_every = check_int(save_every, "save_every", 1)
-    state = make_universes(cfg)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    state = shard(make_universes(cfg), rank, world)
     model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: cosine(it, cfg.iterations))
     history: List[dict] = []
     start = 0
-    torch.manual_seed(cfg.seed + 1)  # the sampling stream
+    torch.manual_seed(cfg.seed + 1 + rank)  # the sampling stream
     if resume:
-        if checkpoint is None or not checkpoint.exists():
-            raise FileNotFoundError(f"Nothing to resume: no checkpoint at {checkpoint}")
-        saved = load_checkpoint(checkpoint, cfg)
+        saved = _load_on_rank0(checkpoint, cfg, rank, world)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
+        torch.set_rng_state(saved["rng"] if world == 1 else saved["rng"][rank].clone())  # a row view crashes it
         start, history = saved["iteration"], saved["history"]
         for group, base in zip(opt.param_groups, sched.base_lrs):  # the (possibly stretched) schedule
             group["lr"] = base * cosine(start, cfg.iterations)
     model.train()
+    replicas = DistributedDataParallel(model) if world > 1 else model  # averages gradients over the ranks
     monitors = monitors_of(cfg, history)
+    progress = progress and rank == 0
     for it in trange(start, cfg.iterations, desc="train", initial=start, total=cfg.iterations, disable=not progress):
-        rng = torch.get_rng_state()  # saved on a monitor stop: a resume replays this iteration exactly
+        rng = _rng_states(world)  # saved on a monitor stop: a resume replays this iteration exactly
         opt.zero_grad()
         rolled: list = []
-        loss = loss_of(model, state, cfg, cfg.reading, rolled)
-        loss.backward()
+        loss = loss_of(replicas, state, cfg, cfg.reading, rolled)
+        (loss * world).backward()  # DDP averages: the mean of the shares times P is the mean loss's gradient
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)  # rollouts can explode gradients
-        energy = 0.5 * (rolled[0].vel.detach() ** 2).sum((1, 2))  # unit masses, no potential: kinetic
+        totals = torch.cat([loss.detach()[None], 0.5 * (rolled[0].vel.detach() ** 2).sum((1, 2))])
+        if world > 1:  # every rank sees the same loss and energy, so monitors decide alike
+            dist.all_reduce(totals)
+        energy = totals[1:]  # unit masses, no potential: kinetic
         try:
-            check(monitors, dict(iteration=it + 1, loss=loss.item(), grad_norm=float(norm), energy=energy))
+            check(monitors, dict(iteration=it + 1, loss=totals[0].item(), grad_norm=float(norm), energy=energy))
         except TrainingStopped as stop:
-            if checkpoint is not None:
+            if checkpoint is not None and rank == 0:
                 save(checkpoint, model, opt, sched, it, history, cfg, rng)
-            print(f"training stopped: {stop}")
+            if rank == 0:
+                print(f"training stopped: {stop}")
             break
         opt.step()
         sched.step()
-        history.append({"iteration": it + 1, "loss": loss.item(), "grad_norm": float(norm)})
+        history.append({"iteration": it + 1, "loss": totals[0].item(), "grad_norm": float(norm)})
         if checkpoint is not None and ((it + 1) % save_every == 0 or it + 1 == cfg.iterations):
-            save(checkpoint, model, opt, sched, it + 1, history, cfg, torch.get_rng_state())
+            rng = _rng_states(world)
+            if rank == 0:
+                save(checkpoint, model, opt, sched, it + 1, history, cfg, rng)
+    if world > 1:
+        dist.barrier()  # the checkpoint is written before any rank reads it
     return history
+
+
+def _rng_states(world: int) -> Tensor:
+    """This process's RNG state, or every rank's stacked ``(P, S)`` (a collective) in a group of P > 1."""
+    mine = torch.get_rng_state()
+    if world == 1:
+        return mine
+    states = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(states, mine)
+    return torch.stack(states)
+
+
+def _load_on_rank0(checkpoint: Optional[Path], cfg: Config, rank: int, world: int) -> dict:
+    """The checkpoint, read by rank 0 and broadcast (the ranks need no shared disk); errors raise on every rank."""
+    found: list = [None]
+    if rank == 0:
+        try:
+            if checkpoint is None or not checkpoint.exists():
+                raise FileNotFoundError(f"Nothing to resume: no checkpoint at {checkpoint}")
+            found[0] = load_checkpoint(checkpoint, cfg)
+            rng = found[0]["rng"]
+            ranks = 1 if rng.dim() == 1 else rng.size(0)
+            if ranks != world:
+                raise CheckpointError(f"checkpoint {checkpoint} was written by {ranks} process(es), this run has "
+                                      f"{world}: resume with the same number (every rank's sampling stream is "
+                                      f"saved)")
+        except Exception as e:
+            found[0] = e
+    if world > 1:
+        dist.broadcast_object_list(found)
+    if isinstance(found[0], Exception):
+        raise found[0]
+    return found[0]
 
 
 def save(path: Path, model: UniverseStep, opt: torch.optim.Optimizer, sched, iteration: int,
@@ -309,10 +376,23 @@ def outputs(args: argparse.Namespace) -> List[Path]:
 
 
 def execute(args: argparse.Namespace) -> dict:
-    from ..viz import plot_training
-
     cfg = config_from_args(Config, args)
     check_int(cfg.iterations, "iterations", 1)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or dist.is_initialized():
+        return _execute(cfg, args)
+    dist.init_process_group("gloo")  # under torchrun: data-parallel over the universes
+    try:
+        if dist.get_rank() > 0:  # a replica: rank 0 reports
+            train(cfg, outputs(args)[0], args.resume, save_every=args.save_every)
+            return {}
+        return _execute(cfg, args)
+    finally:
+        dist.destroy_process_group()
+
+
+def _execute(cfg: Config, args: argparse.Namespace) -> dict:
+    from ..viz import plot_training
+
     state = make_universes(cfg)
     before = evaluate(build_model(cfg), state, cfg)
     checkpoint = outputs(args)[0]

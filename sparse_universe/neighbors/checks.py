@@ -99,7 +99,10 @@ def check_batch(batch: Optional[Tensor], pos: Tensor, name: str = "batch", value
 
 
 def check_box(box: object, periodic: object, pos: Tensor) -> Optional[Tensor]:
-    """Validate ``box``/``periodic``; return float64 ``(d,)`` periods, ``inf`` on open axes."""
+    """Validate ``box``/``periodic``; return float64 ``(d,)`` periods, ``inf`` on open axes.
+
+    An infinite side is an open axis, so the merged periods this returns are a valid ``box`` again.
+    """
     d = pos.size(1)
     if box is None:
         if periodic is not None:
@@ -108,8 +111,8 @@ def check_box(box: object, periodic: object, pos: Tensor) -> Optional[Tensor]:
     box_t = to_tensor(box, "box", torch.float64, pos.device)
     if box_t.shape != (d,):
         raise ValueError(f"Expected 'box' to have shape ({d},), one side per axis (got {tuple(box_t.shape)})")
-    if not bool(torch.isfinite(box_t).all()) or bool((box_t <= 0).any()):
-        raise ValueError(f"Expected 'box' sides finite and > 0 (got {box_t.tolist()})")
+    if bool(torch.isnan(box_t).any()) or bool((box_t <= 0).any()):
+        raise ValueError(f"Expected 'box' sides > 0, inf for an open axis (got {box_t.tolist()})")
     per_t = None
     if periodic is not None:
         per_t = to_tensor(periodic, "periodic", None, pos.device)

@@ -92,7 +92,8 @@ def radius_graph(
             any order is handled. (default: ``None``)
         loop (bool): add ``i -> i`` (shift 0) for every node. (default: ``False``)
         box (Tensor or sequence, optional): ``(d,)`` side lengths of an
-            orthorhombic box with a corner at the origin. (default: ``None``)
+            orthorhombic box with a corner at the origin; ``inf`` makes an
+            axis open. (default: ``None``)
         periodic (Tensor or sequence, optional): ``(d,)`` bool mask of periodic
             axes; all axes of ``box`` when omitted. Positions are wrapped into
             the box on periodic axes and distances use the minimum image; ``r``

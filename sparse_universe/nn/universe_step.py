@@ -111,8 +111,9 @@ class UniverseStep(nn.Module):
                 nn.init.zeros_(self.mlp2[-1].weight)
                 nn.init.zeros_(self.mlp2[-1].bias)
 
-    def forward(self, state: ParticleState) -> ParticleState:
-        vel = self._sample(self.velocity(state), state.batch)
+    def forward(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> ParticleState:
+        """The next state; ``edge_index`` as in :meth:`velocity`."""
+        vel = self._sample(self.velocity(state, edge_index), state.batch)
         return state.evolve(*state.moving(state.pos + self.dt * vel, vel))
 
     def velocity(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
@@ -140,6 +141,11 @@ class UniverseStep(nn.Module):
     def eps(self) -> float:
         r"""The collision distance :math:`\epsilon`."""
         return self.collide.eps
+
+    @property
+    def search_radius(self) -> float:
+        """How far apart two particles can be and still affect each other's step (value or gradient)."""
+        return self.collide.search_radius
 
     def graph(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
         """Every pair within the collision layer's search radius (see :meth:`CollisionConv.graph`)."""

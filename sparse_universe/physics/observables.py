@@ -28,8 +28,9 @@ coincident particles stay finite.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -54,12 +55,24 @@ def charges(state: ParticleState) -> Tensor:
     return state.charge
 
 
+def over_ranks(observable: Callable[[ParticleState], Tensor]) -> Callable[[ParticleState], Tensor]:
+    """Let a per-universe sum over particles also take a ``DistributedState`` (summed over its ranks)."""
+    @functools.wraps(observable)
+    def wrapper(state: ParticleState) -> Tensor:
+        if type(state).__name__ == "DistributedState":
+            return state.sum_over_ranks(observable)
+        return observable(state)
+    return wrapper
+
+
+@over_ranks
 def kinetic_energy(state: ParticleState) -> Tensor:
     r""":math:`\sum_i m_i v_i^2 / 2` per universe ``(B,)``."""
     per = 0.5 * masses(state) * (state.vel * state.vel).sum(-1)
     return scatter(per, state.batch, 0, num_universes(state), "sum")
 
 
+@over_ranks
 def momentum(state: ParticleState) -> Tensor:
     r""":math:`\sum_i m_i v_i` per universe ``(B, d)``."""
     return scatter(masses(state)[:, None] * state.vel, state.batch, 0, num_universes(state), "sum")

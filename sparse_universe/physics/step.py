@@ -75,6 +75,11 @@ class PairForceStep(nn.Module):
         """The collision distance: the potential's cut-off (``None`` with bonds only)."""
         return None if self.potential is None else self.potential.cutoff
 
+    @property
+    def search_radius(self) -> Optional[float]:
+        """The cut-off of the pair search (``None`` with bonds only, which are not searched)."""
+        return self.eps
+
     def graph(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
         """Every pair within the potential's cut-off (none without a potential)."""
         if self.potential is None:
@@ -120,7 +125,11 @@ class PairForceStep(nn.Module):
         return total if state.mass is None else total / state.mass[:, None]
 
     def potential_energy(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> Tensor:
-        """Potential energy of each universe ``(B,)``: every pair counted once."""
+        """Potential energy of each universe ``(B,)``: every pair counted once (also of a ``DistributedState``)."""
+        if type(state).__name__ == "DistributedState":
+            from ..distributed.rollout import sum_pairs
+
+            return sum_pairs(state, self, self.potential_energy)
         total = state.pos.new_zeros(num_universes(state))
         for potential, edges, _, dist, qq in self.terms(state, edge_index):
             per_edge = 0.5 * potential.energy(dist, qq)  # each unordered pair is two edges
@@ -131,8 +140,9 @@ class PairForceStep(nn.Module):
         """The deterministic new velocity :math:`v + \\Delta t\\, a` ``(N, d)``."""
         return state.vel + self.dt * self.acceleration(state, edge_index)
 
-    def forward(self, state: ParticleState) -> ParticleState:
-        vel = self.velocity(state)
+    def forward(self, state: ParticleState, edge_index: Optional[Tensor] = None) -> ParticleState:
+        """The next state; ``edge_index`` (every pair within the cut-off) replaces the neighbour search."""
+        vel = self.velocity(state, edge_index)
         if self.training and self.sigma > 0:
             vel = vel + self.sigma * torch.randn_like(vel)  # the sample's value, the mean's gradient
         return state.evolve(*state.moving(state.pos + self.dt * vel, vel))

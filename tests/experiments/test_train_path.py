@@ -181,3 +181,54 @@ def test_runs_killed_during_checkpoint_writes_resume_to_the_uninterrupted_result
     a, b = tp.load_checkpoint(straight / "train_path.pt"), tp.load_checkpoint(killed / "train_path.pt")
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+@pytest.mark.slow
+def test_data_parallel_training_under_torchrun_matches_one_process_and_resumes_exactly(tmp_path):
+    """``torchrun --nproc-per-node 2``: the parameters of one process seeing every universe; a run killed
+    inside a checkpoint write resumes to the uninterrupted result, bit for bit, sampling streams included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    options = ["train", "--universes", "3", "--particles", "12", "--steps", "4", "--hidden", "8",
+               "--iterations", "4", "--save-every", "1"]
+    python = [sys.executable, "-m", "sparse_universe.cli"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+
+    def run(command, *extra):
+        done = subprocess.run([*command, *options, *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    def model(name):
+        return tp.load_checkpoint(tmp_path / name / "train_path.pt")["model"]
+
+    run(python, "--sigma", "0", "--out", str(tmp_path / "one"))
+    shown = run([*torchrun, "-m", "sparse_universe.cli"], "--sigma", "0", "--out", str(tmp_path / "two"))
+    assert shown.stdout.count("untrained") == 2  # rank 0 reports; the replica prints nothing
+    for key, value in model("one").items():  # 3 universes over 2 ranks: shares of 2 and 1, averaged by DDP
+        assert torch.allclose(model("two")[key], value, rtol=1e-5, atol=1e-6), key
+
+    run([*torchrun, "-m", "sparse_universe.cli"], "--out", str(tmp_path / "straight"))  # sampling on
+    child = subprocess.Popen([*torchrun, str(Path(__file__).with_name("slow_writes.py")), *options, "--out",
+                              str(tmp_path / "killed")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, start_new_session=True)
+    wholes = 0
+    for line in child.stdout:
+        wholes += line.strip() == "whole"
+        if wholes == 3:  # inside the third checkpoint write: written, not yet renamed
+            os.killpg(child.pid, signal.SIGKILL)
+            break
+    child.wait()
+    child.stdout.close()
+    saved = tp.load_checkpoint(tmp_path / "killed" / "train_path.pt")
+    assert saved["iteration"] == 2 and saved["rng"].shape[0] == 2  # every rank's sampling stream
+    run([*torchrun, "-m", "sparse_universe.cli"], "--resume", "--out", str(tmp_path / "killed"))
+    for key, value in model("straight").items():
+        assert torch.equal(model("killed")[key], value), key
+    wrong = subprocess.run([*python, *options, "--resume", "--out", str(tmp_path / "straight")],
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "written by 2 process(es), this run has 1" in wrong.stderr

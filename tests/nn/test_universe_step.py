@@ -124,3 +124,19 @@ def test_two_runs_forward_and_backward_are_bit_identical(device):
     assert torch.equal(results[0][0], results[1][0])
     for a, b in zip(results[0][1], results[1][1]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("momentum_conserving", [False, True])
+def test_a_box_periodic_on_some_axes(momentum_conserving):
+    """``periodic`` masking axes of ``box`` (an inf side is the same): pairs wrap across the periodic face only."""
+    pos = torch.tensor([[0.1, 3.0], [5.9, 3.0], [3.0, 0.1], [3.0, 5.9]], dtype=torch.float64)
+    state = ParticleState(pos, torch.randn(4, 2, dtype=torch.float64))
+    torch.manual_seed(0)
+    step = UniverseStep(2, 1, 8, eps=0.5, box=[6.0, 6.0], periodic=[True, False],
+                        momentum_conserving=momentum_conserving).double().eval()
+    assert step.graph(pos, None).tolist() == [[1, 0], [0, 1]]  # across x only
+    out = step(state)
+    step.collide.box, step.collide.periodic = [6.0, float("inf")], None
+    assert torch.equal(step(state).vel, out.vel)
+    step.collide.box = None  # open: the pair across x no longer meets
+    assert not torch.equal(step(state).vel[:2], out.vel[:2]) and torch.equal(step(state).vel[2:], out.vel[2:])
