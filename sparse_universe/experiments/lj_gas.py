@@ -40,13 +40,21 @@ from . import command_main, number, write_csv
 def lattice_gas(n: int, density: float, temperature: float, dtype=torch.float64, device="cpu", seed: int = 0):
     """``n`` particles (rounded up to a cube) on a simple-cubic lattice; returns the state and box side."""
     per_side = math.ceil(n ** (1 / 3))
+    state, box = lattice((per_side,) * 3, density, temperature, dtype, device, seed)
+    return state, box[0]
+
+
+def lattice(shape: Sequence[int], density: float, temperature: float, dtype=torch.float64, device="cpu",
+            seed: int = 0):
+    """A simple-cubic lattice of ``shape`` sites per axis, Maxwell velocities of zero total momentum;
+    returns the state and the box sides."""
     spacing = density ** (-1 / 3)
     g = torch.Generator().manual_seed(seed)
-    axis = (torch.arange(per_side, dtype=dtype) + 0.5) * spacing
-    pos = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
+    axes = [(torch.arange(k, dtype=dtype) + 0.5) * spacing for k in shape]
+    pos = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).view(-1, len(shape))
     vel = math.sqrt(temperature) * torch.randn(pos.shape, generator=g, dtype=dtype)
     state = ParticleState(pos.to(device), (vel - vel.mean(0)).to(device))
-    return state, per_side * spacing
+    return state, [k * spacing for k in shape]
 
 
 def total_energy(step: PairForceStep, state: ParticleState) -> float:

@@ -13,8 +13,10 @@ thread each) and times two workloads, each in two modes:
 * ``train``: one training iteration of a ``UniverseStep`` (hidden 32, eps 1,
   radius surrogate at 2) on the same particles: a 3-step rollout, the path
   loss of every particle, backward, and the gradient sum over ranks;
-* ``weak``: ``--per-proc`` particles per process; ``strong``: ``--total``
-  particles split over the P processes (the lattice rounds N up to a cube).
+* ``weak``: a cube of ``--per-proc`` lattice sites per process, the bricks
+  of the grid of ranks (:func:`~sparse_universe.distributed.choose_grid`)
+  stacked into the box; ``strong``: a cube of ``--total`` sites split over
+  the P processes (both rounded to a cube).
 
 Each time is split into compute, halo exchange (the exchanges and all-reduces
 of a step, including waiting for the slowest rank) and migration (moving
@@ -63,24 +65,26 @@ class Row:
 def _worker(rank: int, procs: int, port: int, out: str, per_proc: int, total: int, steps: int) -> None:
     import torch.distributed as dist
 
-    from ..distributed import DistributedState, reduce_gradients
+    from ..distributed import DistributedState, choose_grid, reduce_gradients
     from ..distributed.comm import clocked
     from ..losses import path_loss
     from ..nn import UniverseStep
     from ..physics import LennardJones, PairForceStep
     from ..simulate import rollout
-    from .lj_gas import lattice_gas
+    from .lj_gas import lattice
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=procs)
     rows = []
-    for mode, n in (("weak", per_proc * procs), ("strong", total)):
-        state, side = lattice_gas(n, 0.5, 1.0)
-        box = [side] * 3
+    grid = choose_grid(procs, [1.0] * 3)
+    side = round(per_proc ** (1 / 3))
+    strong = round(total ** (1 / 3))
+    for mode, shape in (("weak", [side * g for g in grid]), ("strong", [strong] * 3)):
+        state, box = lattice(shape, 0.5, 1.0)
         lj = PairForceStep(LennardJones(cutoff=2.5), dt=0.005, box=box)
         torch.manual_seed(0)
         model = UniverseStep(3, 1, 32, eps=1.0, dt=0.05, sigma=0.0, box=box).double()
-        path = torch.full((3, 3), side / 2, dtype=torch.float64)
+        path = torch.tensor(box, dtype=torch.float64).expand(3, 3) / 2
         members = torch.arange(state.num_particles)
 
         def lj_run(dstate, lj=lj):
@@ -94,7 +98,7 @@ def _worker(rank: int, procs: int, port: int, out: str, per_proc: int, total: in
             return dstate
 
         for workload, run in (("lj", lj_run), ("train", train_run)):
-            dstate = DistributedState.scatter(state, box=box, skin=0.3)
+            dstate = DistributedState.scatter(state, grid, box=box, skin=0.3)
             run(dstate)  # warm-up: first rebuild, allocations
             dist.barrier()
             start = time.perf_counter()
@@ -131,7 +135,7 @@ def run(procs: Sequence[int] = (1, 2), per_proc: int = 4000, total: int = 8000, 
             if any(w.exitcode for w in workers) or not os.path.exists(out):
                 raise RuntimeError(f"scale-out workers for P={p} exited with {[w.exitcode for w in workers]}")
             rows += [Row(**r) for r in json.loads(Path(out).read_text())]
-    for row in rows:  # time per particle and process against the fewest processes' (weak: the lattice rounds N)
+    for row in rows:  # time per particle and process, against the fewest processes
         base = next(r for r in rows if (r.workload, r.mode, r.procs) == (row.workload, row.mode, min(procs)))
         row.efficiency = (base.seconds * base.procs / base.particles) / (row.seconds * row.procs / row.particles)
     return rows
@@ -150,6 +154,9 @@ def plot(rows: Sequence[Row], path: Path) -> Path:
             left.plot([r.procs for r in sel], [r.efficiency for r in sel], style, label=f"{workload}, {mode}")
     left.axhline(0.8, color="grey", lw=0.8, ls=":")
     left.set(xlabel="processes", ylabel="parallel efficiency", xscale="log", title="scaling efficiency")
+    counts = sorted({r.procs for r in rows})
+    left.set_xticks(counts, [str(p) for p in counts])
+    left.minorticks_off()
     left.legend()
     sel = [r for r in rows if r.mode == "weak"]
     labels = [f"{r.workload}\nP={r.procs}" for r in sel]
