@@ -41,7 +41,10 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
     Args:
         step: a module mapping a :class:`ParticleState` to the next, e.g.
             :class:`~sparse_universe.nn.UniverseStep`, or a ``BranchManager``.
-        state: the initial state.
+        state: the initial state, or a
+            :class:`~sparse_universe.distributed.DistributedState` (one universe over
+            many processes; then a :class:`~sparse_universe.distributed.DistributedTrajectory`
+            is returned).
         steps (int): number of steps ``T >= 0``.
         progress (bool): show a tqdm bar. (default: ``False``)
         checkpoint (bool): recompute each step in the backward pass instead of
@@ -63,20 +66,17 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
     Shapes:
         -> pos ``(T + 1, N, d)``, vel ``(T + 1, N, d)``.
     """
-    if type(state).__name__ == "DistributedState":
-        if checkpoint or isinstance(step, BranchManager):
-            raise ValueError("Expected checkpoint=False and a step that is not a BranchManager on a "
-                             "DistributedState (not distributed yet)")
-        from .distributed.rollout import rollout as distributed_rollout
-
-        return distributed_rollout(step, state, steps, progress=progress, integrator=integrator, horizon=horizon)
-    if not isinstance(state, ParticleState):
+    distributed = type(state).__name__ == "DistributedState"
+    if not (distributed or isinstance(state, ParticleState)):
         raise TypeError(f"Expected 'state' to be a ParticleState (got {type(state).__name__}); build one with "
                         f"ParticleState(pos, vel, ...) or ParticleState.from_data(data)")
     steps = check_int(steps, "steps", 0)
     check_choice(horizon, "horizon", HORIZON)
     check = _HorizonCheck(step, horizon)
     if isinstance(step, BranchManager):
+        if distributed:
+            raise ValueError("Expected a ParticleState in wave mode (a BranchManager on a DistributedState is not "
+                             "distributed yet)")
         if integrator is not None:
             raise ValueError("Expected 'integrator=None' in wave mode (the branch manager samples velocities)")
         return _wave_rollout(step, WaveState.from_particles(state), steps, progress, check)
@@ -86,6 +86,12 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
         if not hasattr(step, "acceleration"):
             raise TypeError(f"Expected a step with 'acceleration(state)' for integrator={integrator!r} "
                             f"(got {type(step).__name__})")
+    if distributed:
+        if checkpoint:
+            raise ValueError("Expected checkpoint=False on a DistributedState (not distributed yet)")
+        from .distributed.rollout import rollout as distributed_rollout
+
+        return distributed_rollout(step, state, steps, check, progress=progress, integrator=integrator)
     positions, velocities = [state.pos], [state.vel]
     cached = None
     for _ in trange(steps, desc="rollout", disable=not progress, leave=False):

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from tqdm.auto import trange
 
 from ..losses import _check, _log_normal, _reduce, select_members
-from ..physics.integrators import INTEGRATORS, advance
+from ..physics.integrators import advance
 from ..simulate import Trajectory, _HorizonCheck
 from ..state import ParticleState
 from .comm import Group, all_gather_rows, all_max, all_sum
@@ -87,9 +87,9 @@ class DistributedTrajectory(NamedTuple):
         return Trajectory(self.pos.gather(), self.vel.gather(), self.final.gather()[0])
 
 
-def rollout(step: Step, state: DistributedState, steps: int, *, progress: bool = False,
-            integrator: Optional[str] = None, horizon: Optional[str] = "warn") -> DistributedTrajectory:
-    r""":func:`~sparse_universe.rollout` on a decomposed universe (called by it for a :class:`DistributedState`).
+def rollout(step: Step, state: DistributedState, steps: int, check: _HorizonCheck, *, progress: bool = False,
+            integrator: Optional[str] = None) -> DistributedTrajectory:
+    r""":func:`~sparse_universe.rollout` on a decomposed universe (called by it, after its argument checks).
 
     Each rank evaluates the step on its owned particles and ghosts, keeping
     the owned rows. Before every step one all-reduce decides whether a
@@ -101,9 +101,6 @@ def rollout(step: Step, state: DistributedState, steps: int, *, progress: bool =
     ``graph(pos, batch)`` and ``forward(state, edge_index)``.
     """
     reach = _reach(step, state)
-    if integrator is not None and integrator not in INTEGRATORS:
-        raise ValueError(f"Expected 'integrator' in {INTEGRATORS} (got {integrator!r})")
-    check = _HorizonCheck(step, horizon)
     pos, vel, gid = [state.state.pos], [state.state.vel], [state.gid]
     cached = None
     for _ in trange(steps, desc="rollout", disable=not progress or state.rank != 0, leave=False):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from sparse_universe import ParticleState, rollout
+from sparse_universe import BranchManager, ParticleState, rollout
 from sparse_universe.distributed import DistributedState, Domain, HaloTooThin, choose_grid
 from sparse_universe.experiments.lj_gas import lattice_gas
 from sparse_universe.neighbors import NeighborList
@@ -116,8 +116,12 @@ def test_errors(one_rank):
         rollout(PairForceStep(LennardJones(cutoff=0.3), box=[1.0] * 3, bonds=bonds, bond=Harmonic(1.0)), dstate, 1)
     with pytest.raises(ValueError, match="momentum-conserving"):
         rollout(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3, momentum_conserving=True).double(), dstate, 1)
-    with pytest.raises(ValueError, match="checkpoint=False"):
+    with pytest.raises(ValueError, match="checkpoint=False on a DistributedState"):
         rollout(PairForceStep(LennardJones(cutoff=0.3), box=[1.0] * 3), dstate, 1, checkpoint=True)
+    with pytest.raises(ValueError, match="BranchManager on a DistributedState"):
+        rollout(BranchManager(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3)), dstate, 1)
+    with pytest.raises(TypeError, match="'acceleration\\(state\\)' for integrator='verlet'"):
+        rollout(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3), dstate, 1, integrator="verlet")
     with pytest.raises(ValueError, match="'gid' int64 of shape \\(20,\\)"):
         DistributedState.from_parts(state, torch.arange(19))
     assert math.isclose(dstate.moved()[0], 0.0)
