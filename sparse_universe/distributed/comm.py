@@ -27,26 +27,38 @@ from torch.autograd import Function
 
 Group = Optional[dist.ProcessGroup]
 
-#: Seconds in halo exchanges and reductions (``"exchange"``) and in migrations with their send-list
-#: rebuilds (``"migration"``), accumulated inside :func:`clocked`; host time, so for CPU runs.
-CLOCK: Dict[str, float] = {}
+_clock: Dict[str, float] = {}  # seconds per kind while clocked() runs
+_charging: List[str] = []  # the charged() blocks we are in
 
 
 @contextmanager
 def clocked() -> Iterator[Dict[str, float]]:
-    """Time the communication of the code inside into :data:`CLOCK` (reset on entry), for benchmarks."""
-    CLOCK.clear()
-    CLOCK.update(exchange=0.0, migration=0.0)
+    """Seconds in halo exchanges and reductions (``"exchange"``) and in migrations with their send-list
+    rebuilds (``"migration"``) of the code inside, for benchmarks (host time, so for CPU runs)."""
+    seconds = {"exchange": 0.0, "migration": 0.0}
+    _clock.update(seconds)
     try:
-        yield CLOCK
+        yield seconds
     finally:
-        CLOCK["done"] = 1.0
+        seconds.update(_clock)
+        _clock.clear()
 
 
-def tick(kind: str, start: float) -> None:
-    """Add the seconds since ``start`` to ``kind`` while :func:`clocked` is on."""
-    if CLOCK and "done" not in CLOCK:
-        CLOCK[kind] += time.perf_counter() - start
+@contextmanager
+def charged(kind: str) -> Iterator[None]:
+    """Count all the time inside as ``kind``, its communication included."""
+    start = time.perf_counter()
+    _charging.append(kind)
+    try:
+        yield
+    finally:
+        _charging.pop()
+        _tick(kind, start)
+
+
+def _tick(kind: str, start: float) -> None:
+    if _clock and not _charging:
+        _clock[kind] += time.perf_counter() - start
 
 
 class _Exchange(Function):
@@ -74,7 +86,7 @@ def _all_to_all(x: Tensor, send: List[int], recv: List[int], group: Group) -> Te
     start = time.perf_counter()
     out = x.new_empty((sum(recv),) + tuple(x.shape[1:]))
     dist.all_to_all_single(out, x.contiguous(), recv, send, group=group)
-    tick("exchange", start)
+    _tick("exchange", start)
     return out
 
 
@@ -133,5 +145,5 @@ def all_max(values: Sequence[float], device: torch.device, group: Group = None) 
     start = time.perf_counter()
     out = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(out, op=dist.ReduceOp.MAX, group=group)
-    tick("exchange", start)
+    _tick("exchange", start)
     return out.tolist()

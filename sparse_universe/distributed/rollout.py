@@ -84,7 +84,7 @@ class DistributedTrajectory(NamedTuple):
 
     def gather(self) -> Trajectory:
         """The single-process :class:`~sparse_universe.Trajectory` on every rank (for checks and small N)."""
-        return Trajectory(self.pos.gather(), self.vel.gather(), self.final.gather()[0])
+        return Trajectory(self.pos.gather(), self.vel.gather(), self.final.gather())
 
 
 def rollout(step: Step, state: DistributedState, steps: int, check: _HorizonCheck, *, progress: bool = False,

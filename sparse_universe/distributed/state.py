@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -13,7 +12,7 @@ from torch import Tensor
 from ..neighbors.checks import check_box, check_real
 from ..state import ParticleState, num_universes
 from ..typing import PerAxis
-from .comm import CLOCK, Group, all_gather_rows, all_max, all_sum, counts, exchange, tick
+from .comm import Group, all_gather_rows, all_max, all_sum, charged, counts, exchange
 from .domain import Domain, choose_grid
 
 #: The floating fields exchanged with ghosts and migrants (the optional ones when present).
@@ -163,15 +162,11 @@ class DistributedState:
         moved, lookahead = self.moved(self.travel if lookahead else 0.0)
         if self.halo is not None and self.halo.width >= reach + 2 * (moved + lookahead):
             return self
-        start, exchanged = time.perf_counter(), CLOCK.get("exchange", 0.0)
-        fresh = self.migrate().rebuild(reach + self.skin)
-        tick("migration", start)  # with its own communication, taken out of the exchange time
-        if CLOCK:
-            CLOCK["exchange"] = exchanged
-        if self.skin < 2 * lookahead:
+        if self.skin < 2 * lookahead:  # not even a fresh halo would do
             raise HaloTooThin(f"Expected 'skin' >= {2 * lookahead:.4g}, twice the distance a particle moves in one "
                               f"step (got skin={self.skin:.4g}); raise the skin or lower dt")
-        return fresh
+        with charged("migration"):  # its communication included
+            return self.migrate().rebuild(reach + self.skin)
 
     def moved(self, *others: float) -> List[float]:
         """The largest distance a particle moved since the last rebuild, then ``others``, each the largest over
@@ -203,17 +198,16 @@ class DistributedState:
             value = torch.cat([value, value.new_zeros((missing,) + tuple(value.shape[1:]))])
         return all_sum(value, self.group)
 
-    def gather(self) -> Tuple[ParticleState, Tensor]:
-        """The whole universe on every rank, ordered by global id, and the rank owning each particle.
+    def gather(self) -> ParticleState:
+        """The whole universe on every rank, ordered by global id.
 
         Differentiable (each rank's gradient reaches its own rows); memory
         O(N) per rank, so for checks and small universes.
         """
         floats = all_gather_rows(_floats(self.state), self.group)
         ints = all_gather_rows(_ints(self.state, self.gid), self.group)
-        owner = all_gather_rows(torch.full_like(self.gid, self.rank), self.group)
         order = torch.argsort(ints[:, 2])
-        return _unpack(self.state, floats.index_select(0, order), ints.index_select(0, order)), owner[order]
+        return _unpack(self.state, floats.index_select(0, order), ints.index_select(0, order))
 
     def __repr__(self) -> str:
         return (f"DistributedState(rank={self.rank}/{self.domain.size}, grid={self.domain.grid}, "

@@ -229,14 +229,14 @@ def _lj(ctx: dict) -> None:
         step = PairForceStep(LennardJones(cutoff=2.5), dt=0.005, box=box)
         want = rollout(step, state, 50, integrator="verlet", horizon=None)
         dstate = DistributedState.scatter(state, grid, box=box, skin=0.3, group=group)
-        rebuilds, gathered = 0, [dstate.gather()[0].pos]
+        rebuilds, gathered = 0, [dstate.gather().pos]
         for _ in range(50):  # one step at a time, to check ownership after every rebuild
             before = dstate.rebuilds
             dstate = rollout(step, dstate, 1, integrator="verlet", horizon=None).final
             if dstate.rebuilds != before:
                 rebuilds += 1
                 check_ownership(dstate)
-            gathered.append(dstate.gather()[0].pos)
+            gathered.append(dstate.gather().pos)
         compare(f"{grid} positions", torch.stack(gathered), want.pos, 1e-9)
         expect(1 < rebuilds < 50, f"expected a few rebuilds with skin 0.3 (got {rebuilds})")
         crossed = bool(((want.pos < 0) | (want.pos >= side)).any())
