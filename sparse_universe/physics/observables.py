@@ -55,14 +55,21 @@ def charges(state: ParticleState) -> Tensor:
     return state.charge
 
 
-def over_ranks(observable: Callable[[ParticleState], Tensor]) -> Callable[[ParticleState], Tensor]:
+def over_ranks(observable: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """Let a per-universe sum over particles also take a ``DistributedState`` (summed over its ranks)."""
     @functools.wraps(observable)
-    def wrapper(state: ParticleState) -> Tensor:
+    def wrapper(state: ParticleState, *args, **kwargs) -> Tensor:
         if type(state).__name__ == "DistributedState":
-            return state.sum_over_ranks(observable)
-        return observable(state)
+            return state.sum_over_ranks(lambda owned: observable(owned, *args, **kwargs))
+        return observable(state, *args, **kwargs)
     return wrapper
+
+
+def single_process(state: ParticleState, name: str) -> None:
+    """Refuse a ``DistributedState`` in an observable that is not distributed, naming a way out."""
+    if type(state).__name__ == "DistributedState":
+        raise TypeError(f"Expected a ParticleState for {name} (not distributed yet; for a small universe pass "
+                        f"dstate.gather(), or use PairForceStep.potential_energy with a Coulomb potential)")
 
 
 @over_ranks
@@ -97,6 +104,7 @@ def coulomb_energy(state: ParticleState, eps: float = 1.0, cutoff: Optional[floa
                    softening: float = 0.0, box: Optional[PerAxis] = None,
                    periodic: Optional[PerAxis] = None) -> Tensor:
     r"""Seed 001's :math:`\sum_{i \ne j} \epsilon^2 q_i q_j / (2 r_{ij})` per universe ``(B,)``."""
+    single_process(state, "coulomb_energy")
     q = charges(state)
     (source, target), dist = pairs(state, cutoff, box, periodic)
     per_edge = 0.5 * eps**2 * q[source] * q[target] * _inverse(dist, softening)
@@ -106,6 +114,7 @@ def coulomb_energy(state: ParticleState, eps: float = 1.0, cutoff: Optional[floa
 def vector_potential(state: ParticleState, cutoff: Optional[float] = None, softening: float = 0.0,
                      box: Optional[PerAxis] = None, periodic: Optional[PerAxis] = None) -> Tensor:
     r""":math:`A_i = \sum_{j \ne i} q_j v_j / r_{ij}` per particle ``(N, d)``."""
+    single_process(state, "vector_potential")
     q = charges(state)
     (source, target), dist = pairs(state, cutoff, box, periodic)
     msg = (q[source] * _inverse(dist, softening))[:, None] * state.vel[source]
@@ -116,6 +125,7 @@ def seed_hamiltonian(state: ParticleState, eps: float = 1.0, cutoff: Optional[fl
                      softening: float = 0.0, box: Optional[PerAxis] = None,
                      periodic: Optional[PerAxis] = None) -> Tensor:
     r"""Seed 001's :math:`\mathcal{H}` (eq. 70) per universe ``(B,)``."""
+    single_process(state, "seed_hamiltonian")
     m, q = masses(state), charges(state)
     a = vector_potential(state, cutoff, softening, box, periodic)
     kinetic = ((m[:, None] * state.vel + q[:, None] * a) ** 2).sum(-1) / (2 * m)
@@ -123,6 +133,7 @@ def seed_hamiltonian(state: ParticleState, eps: float = 1.0, cutoff: Optional[fl
     return u - scatter(kinetic, state.batch, 0, num_universes(state), "sum")
 
 
+@over_ranks
 def seed_mass_term(state: ParticleState, eps: float = 1.0) -> Tensor:
     r"""Seed 001's :math:`\mathcal{M}` (eq. 69, with eq. 65's :math:`m_i`; see the module) per universe ``(B,)``."""
     m = masses(state)
@@ -133,6 +144,7 @@ def seed_mass_term(state: ParticleState, eps: float = 1.0) -> Tensor:
 def seed_loss(state: ParticleState, eps: float = 1.0, cutoff: Optional[float] = None, softening: float = 0.0,
               box: Optional[PerAxis] = None, periodic: Optional[PerAxis] = None) -> Tensor:
     r"""Seed 001's :math:`\mathcal{L}_x = \mathcal{C} - \mathcal{M} - \mathcal{H}` (eq. 65-67) per universe ``(B,)``."""
+    single_process(state, "seed_loss")
     count = scatter(torch.ones_like(state.score), state.batch, 0, num_universes(state), "sum")
     c = 0.5 * (state.dim + 1) * count * math.log(2 * math.pi)
     return c - seed_mass_term(state, eps) - seed_hamiltonian(state, eps, cutoff, softening, box, periodic)

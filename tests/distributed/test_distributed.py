@@ -15,6 +15,7 @@ from sparse_universe.experiments.lj_gas import lattice_gas
 from sparse_universe.neighbors import NeighborList
 from sparse_universe.nn import UniverseStep
 from sparse_universe.physics import Harmonic, LennardJones, PairForceStep
+from sparse_universe.physics.observables import coulomb_energy, seed_mass_term
 
 from . import worker
 
@@ -125,6 +126,9 @@ def test_errors(one_rank):
     with pytest.raises(ValueError, match="'gid' int64 of shape \\(20,\\)"):
         DistributedState.from_parts(state, torch.arange(19))
     assert math.isclose(dstate.moved()[0], 0.0)
+    with pytest.raises(TypeError, match="ParticleState for coulomb_energy \\(not distributed yet"):
+        coulomb_energy(dstate, cutoff=0.3)
+    assert torch.equal(seed_mass_term(dstate, eps=0.5), seed_mass_term(state, eps=0.5))  # summed over ranks
     fast = ParticleState(torch.rand(20, 3, dtype=torch.float64), torch.full((20, 3), 10.0, dtype=torch.float64))
     with pytest.raises(HaloTooThin, match="raise the skin or lower dt"):  # never a silently missed pair
         rollout(PairForceStep(LennardJones(cutoff=0.3), dt=0.01, box=[1.0] * 3),
