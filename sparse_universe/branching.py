@@ -98,10 +98,13 @@ class BranchManager(nn.Module):
         self.sigma = check_real(step.sigma if sigma is None else sigma, "sigma", 0.0)
         self.interact_within, self.temperature = interact_within, check_real(temperature, "temperature", 0.0, True)
 
-    def forward(self, wave: WaveState) -> Tuple[WaveState, Tensor]:
-        """Advance every copy one step; return the new wave and measured positions ``(N, d)``."""
+    def forward(self, wave: WaveState, edge_index: Optional[Tensor] = None) -> Tuple[WaveState, Tensor]:
+        """Advance every copy one step; return the new wave and measured positions ``(N, d)``.
+
+        ``edge_index`` replaces :meth:`graph` (e.g. only some receivers, on one rank of a decomposed universe).
+        """
         copies, particle = wave.copies, wave.particle
-        edge_index = self.graph(copies, particle)
+        edge_index = self.graph(copies, particle) if edge_index is None else edge_index
         v_hat = self.step.velocity(copies, edge_index)  # (M, d)
         score = copies.score + self.entangle(copies, edge_index)  # (M,)
         ids = torch.arange(copies.num_particles, device=v_hat.device)

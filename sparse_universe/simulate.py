@@ -73,12 +73,9 @@ def rollout(step: Step, state: ParticleState, steps: int, *, progress: bool = Fa
     steps = check_int(steps, "steps", 0)
     check_choice(horizon, "horizon", HORIZON)
     check = _HorizonCheck(step, horizon)
-    if isinstance(step, BranchManager):
-        if distributed:
-            raise ValueError("Expected a ParticleState in wave mode (a BranchManager on a DistributedState is not "
-                             "distributed yet)")
-        if integrator is not None:
-            raise ValueError("Expected 'integrator=None' in wave mode (the branch manager samples velocities)")
+    if isinstance(step, BranchManager) and integrator is not None:
+        raise ValueError("Expected 'integrator=None' in wave mode (the branch manager samples velocities)")
+    if isinstance(step, BranchManager) and not distributed:
         return _wave_rollout(step, WaveState.from_particles(state), steps, progress, check)
     if integrator is not None:
         if integrator not in INTEGRATORS:

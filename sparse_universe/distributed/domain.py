@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -106,22 +107,9 @@ class Domain:
         dest: Optional[Tensor] = None
         for k, g in enumerate(self.grid):
             reach = min(math.ceil(width / w[k]), g - 1)
-            offsets = torch.arange(-reach, reach + 1, device=x.device)
-            cand = own[:, k, None] + offsets  # (N, K)
-            col = x[:, k, None]
-            if self.periodic[k]:
-                length = self.hi[k] - self.lo[k]
-                brick = torch.remainder(cand, g)
-                low = self.lo[k] + brick.to(torch.float64) * w[k]
-                col = torch.remainder(col - self.lo[k], length) + self.lo[k]
-                gap = torch.stack([_gap(col + s, low, low + w[k]) for s in (-length, 0.0, length)]).amin(0)
-            else:
-                brick = cand.clamp(0, g - 1)
-                low = torch.where(cand <= 0, -math.inf, self.lo[k] + cand.to(torch.float64) * w[k])
-                high = torch.where(cand >= g - 1, math.inf, self.lo[k] + (cand + 1).to(torch.float64) * w[k])
-                gap = torch.where((cand >= 0) & (cand < g), _gap(col, low, high), math.inf)
+            brick, gap = self._gaps(x[:, k, None], k, own[:, k, None] + torch.arange(-reach, reach + 1))
             shape = [n] + [1] * d
-            shape[1 + k] = cand.size(1)
+            shape[1 + k] = gap.size(1)
             sq = _add(sq, (gap * gap).view(shape))
             dest = _add(None if dest is None else dest * g, brick.view(shape))
         assert sq is not None and dest is not None
@@ -130,6 +118,32 @@ class Domain:
         index = torch.arange(n, device=x.device).view([n] + [1] * d).expand(sq.shape)[hit]
         key = torch.unique(dest[hit] * max(n, 1) + index)  # sorted by dest, then index; aliases once
         return key % max(n, 1), torch.div(key, max(n, 1), rounding_mode="floor")
+
+
+    def distance(self, pos: Tensor, rank: int) -> Tensor:
+        """``(N,)`` distance of each position from brick ``rank`` (0 inside; through the periodic images)."""
+        x = pos.detach().to(torch.float64)
+        coords = torch.tensor(np.unravel_index(rank, self.grid), device=x.device)
+        sq = x.new_zeros(x.size(0))
+        for k in range(self.dim):
+            sq = sq + self._gaps(x[:, k, None], k, coords[k].expand(x.size(0), 1))[1][:, 0] ** 2
+        return sq.sqrt()
+
+    def _gaps(self, col: Tensor, k: int, cand: Tensor) -> Tuple[Tensor, Tensor]:
+        """For coordinates ``col`` ``(N, 1)`` on axis ``k`` and brick coordinates ``cand`` ``(N, K)`` (any
+        integers: wrapped on a periodic axis, out of range on an open one): the brick coordinates and the
+        distances ``(N, K)`` (inf for a brick that does not exist)."""
+        g, w = self.grid[k], float(self.widths()[k])
+        cand = cand.to(col.device)
+        if self.periodic[k]:
+            length = self.hi[k] - self.lo[k]
+            brick = torch.remainder(cand, g)
+            low = self.lo[k] + brick.to(torch.float64) * w
+            col = torch.remainder(col - self.lo[k], length) + self.lo[k]
+            return brick, torch.stack([_gap(col + s, low, low + w) for s in (-length, 0.0, length)]).amin(0)
+        low = torch.where(cand <= 0, -math.inf, self.lo[k] + cand.to(torch.float64) * w)
+        high = torch.where(cand >= g - 1, math.inf, self.lo[k] + (cand + 1).to(torch.float64) * w)
+        return cand.clamp(0, g - 1), torch.where((cand >= 0) & (cand < g), _gap(col, low, high), math.inf)
 
 
 def _gap(x: Tensor, low: Tensor, high: Tensor) -> Tensor:

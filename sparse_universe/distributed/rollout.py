@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable, List, NamedTuple, Optional, Union
 
 import torch
@@ -10,6 +11,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import trange
 
+from ..branching import BranchManager, WaveState
 from ..losses import _check, _log_normal, _reduce, select_members
 from ..physics.integrators import advance
 from ..simulate import Trajectory, _HorizonCheck
@@ -98,8 +100,12 @@ def rollout(step: Step, state: DistributedState, steps: int, check: _HorizonChec
     evaluated at the new positions too; each such evaluation is checked and
     raises :class:`HaloTooThin` rather than miss a pair). The step must be one
     of the library's steps or follow their protocol: a ``search_radius``, a
-    ``graph(pos, batch)`` and ``forward(state, edge_index)``.
+    ``graph(pos, batch)`` and ``forward(state, edge_index)``; or a
+    :class:`~sparse_universe.BranchManager` over one (wave mode, see
+    :func:`_wave_rollout`).
     """
+    if isinstance(step, BranchManager):
+        return _wave_rollout(step, state, steps, check, progress)
     reach = _reach(step, state)
     pos, vel, gid = [state.state.pos], [state.state.vel], [state.gid]
     cached = None
@@ -123,6 +129,49 @@ def rollout(step: Step, state: DistributedState, steps: int, check: _HorizonChec
         gid.append(state.gid)
     rows = lambda values: OwnedRows(values, gid, state.num_particles, state.group)  # noqa: E731
     return DistributedTrajectory(rows(pos), rows(vel), state)
+
+
+def _wave_rollout(manager: BranchManager, state: DistributedState, steps: int, check: _HorizonCheck,
+                  progress: bool) -> DistributedTrajectory:
+    """Wave mode: the rows are copies, their global id their particle's; a particle's copies live together.
+
+    Every copy lives on the rank owning its particle's last measured position
+    (its anchor), so pruning and the measurement stay on one rank. Copies
+    change every step, so each step rebuilds the send lists, with the halo
+    widened by the farthest an owned copy lies outside its rank's brick, and
+    migrates the kept copies to their new anchor's owner. Each rank runs the
+    branch manager on its copies and ghost copies and keeps its own
+    particles' results. ``vel`` rows are the measured displacement over
+    ``dt``, as in one process; the rollout has no ``waves``.
+    """
+    reach = _reach(manager.step, state)
+    state = state.evolve(state.state.replace(score=torch.ones_like(state.state.score)))  # WaveState.from_particles
+    anchor = state.state.pos  # each copy's particle's measured position
+    pos, vel, gid = [state.state.pos], [state.state.vel], [state.gid]
+    for _ in trange(steps, desc="rollout (waves)", disable=not progress or state.rank != 0, leave=False):
+        check(state.state, _global_speed(state) if check.mode == "raise" else None)
+        outside = state.domain.distance(state.state.pos, state.rank)
+        widen = all_max([float(outside.max()) if outside.numel() else 0.0], outside.device, state.group)[0]
+        state = state.rebuild(reach + widen)
+        local = state.local()
+        ids, particle = torch.unique(torch.cat([state.gid, state.halo.ints[:, 2]]), return_inverse=True)
+        n = state.state.num_particles
+        edges = manager.graph(local, particle)
+        wave, measured = manager(WaveState(local, particle, ids.numel()), edges[:, edges[1] < n])
+        mine = torch.isin(ids, state.gid)  # this rank's particles, by local id (sorted by global id)
+        rows = mine.index_select(0, wave.particle).nonzero().view(-1)  # their kept copies
+        kept = wave.particle.index_select(0, rows)
+        first = torch.ones(n, dtype=torch.bool, device=state.gid.device)
+        first[1:] = state.gid[1:] != state.gid[:-1]  # one row per particle, by global id
+        now = measured[mine]
+        pos.append(now)
+        vel.append((now - anchor[first]) / manager.step.dt)
+        gid.append(ids[mine])
+        moved = replace(state, state=wave.copies.select(rows), gid=ids.index_select(0, kept))
+        state, anchor = moved.migrate(state.domain.owner(measured.index_select(0, kept)),
+                                      carry=measured.index_select(0, kept))
+    rows_of = lambda values: OwnedRows(values, gid, state.num_particles, state.group)  # noqa: E731
+    return DistributedTrajectory(rows_of(pos), rows_of(vel), state)
 
 
 def sum_pairs(state: DistributedState, step: nn.Module,

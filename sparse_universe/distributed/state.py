@@ -134,18 +134,25 @@ class DistributedState:
 
     # --- communication -------------------------------------------------------------------------------------
 
-    def migrate(self) -> DistributedState:
-        """Send every particle to the rank whose brick holds it (differentiable); the halo must be rebuilt."""
-        dest = self.domain.owner(self.state.pos)
+    def migrate(self, dest: Optional[Tensor] = None, carry: Optional[Tensor] = None):
+        """Send every particle to the rank whose brick holds it, or to ``dest`` (a rank per row); the halo
+        must then be rebuilt. Differentiable; rows stay sorted by global id (stable).
+
+        ``carry`` ``(n, k)`` travels along with the rows; with it, returns ``(state, carried)``.
+        """
+        dest = self.domain.owner(self.state.pos) if dest is None else dest
         order = torch.argsort(dest, stable=True)
         send = torch.bincount(dest, minlength=self.domain.size)
         recv = counts(send, self.group)
         send_list = send.tolist()
-        floats = exchange(_floats(self.state).index_select(0, order), send_list, recv, self.group)
+        floats = _floats(self.state) if carry is None else torch.cat([_floats(self.state), carry], 1)
+        floats = exchange(floats.index_select(0, order), send_list, recv, self.group)
         ints = exchange(_ints(self.state, self.gid).index_select(0, order), send_list, recv, self.group)
-        order = torch.argsort(ints[:, 2])
-        state = _unpack(self.state, floats.index_select(0, order), ints.index_select(0, order))
-        return replace(self, state=state, gid=ints[order, 2], ref=state.pos.detach(), halo=None)
+        order = torch.argsort(ints[:, 2], stable=True)
+        floats, ints = floats.index_select(0, order), ints.index_select(0, order)
+        state = _unpack(self.state, floats, ints)
+        moved = replace(self, state=state, gid=ints[:, 2], ref=state.pos.detach(), halo=None)
+        return moved if carry is None else (moved, floats[:, floats.size(1) - carry.size(1):])
 
     def rebuild(self, width: float) -> DistributedState:
         """Send lists for ghosts within ``width`` of each brick (particles must be in their bricks)."""

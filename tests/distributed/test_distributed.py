@@ -119,8 +119,8 @@ def test_errors(one_rank):
         rollout(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3, momentum_conserving=True).double(), dstate, 1)
     with pytest.raises(ValueError, match="checkpoint=False on a DistributedState"):
         rollout(PairForceStep(LennardJones(cutoff=0.3), box=[1.0] * 3), dstate, 1, checkpoint=True)
-    with pytest.raises(ValueError, match="BranchManager on a DistributedState"):
-        rollout(BranchManager(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3)), dstate, 1)
+    with pytest.raises(ValueError, match="'integrator=None' in wave mode"):
+        rollout(BranchManager(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3)), dstate, 1, integrator="verlet")
     with pytest.raises(TypeError, match="'acceleration\\(state\\)' for integrator='verlet'"):
         rollout(UniverseStep(3, 1, 4, eps=0.3, box=[1.0] * 3), dstate, 1, integrator="verlet")
     with pytest.raises(ValueError, match="'gid' int64 of shape \\(20,\\)"):

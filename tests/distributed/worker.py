@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sparse_universe import ParticleState, path_loss, rollout
+from sparse_universe import BranchManager, ParticleState, path_loss, radius_graph, rollout
 from sparse_universe.distributed import DistributedState, all_gather_rows, all_sum, exchange, reduce_gradients
 from sparse_universe.experiments.lj_gas import lattice_gas
 from sparse_universe.nn import UniverseStep
@@ -245,6 +245,57 @@ def _lj(ctx: dict) -> None:
         e_want = kinetic_energy(want.final) + step.potential_energy(want.final)
         compare(f"{grid} energy", e_got, e_want, 1e-9)
         compare(f"{grid} momentum", momentum(dstate), momentum(want.final), 1e-9)
+
+
+@check("waves")
+def _waves(ctx: dict) -> None:
+    """Wave mode: with one copy and one head it is the single-process wave rollout; with branching, every
+    particle is measured once per step and its copies live together on the rank of its measured position."""
+    for grid in ((2, 1, 1), (2, 2, 1)):
+        group = ctx["groups"][math.prod(grid)]
+        if group is None:
+            continue
+        for case in ("periodic", "cluster"):
+            build, box, periodic = CASES[case]
+            state = build()
+            manager = BranchManager(universe_step(box, periodic).eval(), num_copies=1, num_heads=1)
+            want = rollout(manager, state, 3, horizon=None)
+            got = rollout(manager, DistributedState.scatter(state, grid, box=box, periodic=periodic, group=group),
+                          3, horizon=None).gather()
+            compare(f"{grid} {case} measured", got.pos, want.pos, 1e-12)
+            compare(f"{grid} {case} velocity", got.vel, want.vel, 1e-12)
+            branching = BranchManager(universe_step(box, periodic), num_copies=2, num_heads=3, sigma=0.3).train()
+            dstate = DistributedState.scatter(state, grid, box=box, periodic=periodic, group=group)
+            traj = rollout(branching, dstate, 3, horizon=None)
+            for step in range(4):
+                ids = all_gather_rows(traj.pos.gid[step], group)
+                expect(torch.equal(ids.sort().values, torch.arange(state.num_particles)),
+                       f"{grid} {case}: step {step} did not measure every particle once")
+            final = traj.final
+            per = torch.bincount(final.gid, minlength=state.num_particles)
+            expect(bool((per <= 2).all()), f"{grid} {case}: more than num_copies copies of a particle")
+            holders = all_sum((per > 0).double(), group)
+            expect(bool((holders == 1).all()), f"{grid} {case}: a particle's copies are on several ranks")
+            # the halo widened by the farthest owned row outside its brick holds every pair of an owned row,
+            # wherever the rows are (copies spread away from their anchor): particles on random ranks
+            rank = dist.get_rank(group)
+            scattered = DistributedState.scatter(state, grid, box=box, periodic=periodic, group=group)
+            dest = torch.randint(0, math.prod(grid), (scattered.state.num_particles,),
+                                 generator=torch.Generator().manual_seed(rank))
+            spread = scattered.migrate(dest)
+            outside = float(spread.domain.distance(spread.state.pos, rank).max()) if len(spread.gid) else 0.0
+            spread = spread.rebuild(1.0 + all_gather_rows(torch.tensor([[outside]]), group).max().item())
+            local = spread.local()
+            ids = torch.cat([spread.gid, spread.halo.ints[:, 2]])
+            edges = radius_graph(local.pos, 1.0, box=box, periodic=periodic)
+            edges = ids[edges[:, edges[1] < len(spread.gid)]]
+            every = radius_graph(state.pos, 1.0, box=box, periodic=periodic)
+            every = every[:, torch.isin(every[1], spread.gid)]
+            expect(set(map(tuple, edges.t().tolist())) == set(map(tuple, every.t().tolist())),
+                   f"{grid} {case}: the widened halo misses pairs of rows outside their brick")
+            measured = traj.pos.gather()[-1]  # (N, d) by particle
+            owner = final.domain.owner(measured.index_select(0, final.gid))
+            expect(bool((owner == final.rank).all()), f"{grid} {case}: copies not on their measured position's rank")
 
 
 @check("gradients")
