@@ -128,7 +128,19 @@ def wave_path_loss(waves: Sequence[WaveState], path: Tensor, members: Union[Tens
     if path.dim() != 2 or len(waves) != path.size(0):
         raise ValueError(f"Expected one wave per row of a (T, d) path (got {len(waves)} waves and path of shape "
                          f"{tuple(path.shape)})")
-    per_step = []
+    terms, count = wave_terms(waves, path, members, sigma, token, reading)
+    combine = getattr(waves, "combine", None)  # a distributed rollout's waves sum their ranks' terms
+    if combine is not None:
+        terms = combine(terms, reading)
+    per_step = -(terms - math.log(count)) if reading == "density" else -terms / count
+    return _reduce(per_step, reduction)
+
+
+def wave_terms(waves: Sequence[WaveState], path: Tensor, members: Union[Tensor, int], sigma: float,
+               token: Optional[Tensor], reading: str) -> tuple:
+    r"""Per step, the members' :math:`\log\sum_{i,j} p_{ij}\mathcal{N}` (density) or
+    :math:`\sum_{i,j} p_{ij}\log\mathcal{N}` (particle) over the given copies ``(T,)``, and ``|L|``."""
+    per_step, count = [], 0
     for wave, target in zip(waves, path):
         n = wave.num_particles
         is_member = torch.zeros(n, dtype=torch.bool, device=path.device)
@@ -139,10 +151,10 @@ def wave_path_loss(waves: Sequence[WaveState], path: Tensor, members: Union[Tens
         log_n = _log_normal(wave.copies.pos.index_select(0, mine), target, sigma)
         count = int(is_member.sum())
         if reading == "density":
-            per_step.append(-(torch.logsumexp(log_p + log_n, 0) - math.log(count)))
+            per_step.append(torch.logsumexp(log_p + log_n, 0))
         else:
-            per_step.append(-(log_p.exp() * log_n).sum() / count)
-    return _reduce(torch.stack(per_step), reduction)
+            per_step.append((log_p.exp() * log_n).sum())
+    return torch.stack(per_step), count
 
 
 _warned_not_finite = False

@@ -9,7 +9,7 @@ it: :func:`~sparse_universe.rollout`, the observables,
 
 from .comm import all_gather_rows, all_sum, exchange
 from .domain import Domain, choose_grid
-from .rollout import DistributedTrajectory, OwnedRows, reduce_gradients, sum_pairs
+from .rollout import DistributedTrajectory, OwnedRows, OwnedWaves, reduce_gradients, sum_pairs
 from .state import DistributedState, Halo, HaloTooThin
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Halo",
     "HaloTooThin",
     "OwnedRows",
+    "OwnedWaves",
     "all_gather_rows",
     "all_sum",
     "choose_grid",

@@ -77,12 +77,30 @@ class OwnedRows(NamedTuple):
         return _reduce(per_step, reduction)
 
 
+class OwnedWaves(list):
+    """A decomposed wave rollout's copies after every step: on each rank a list of
+    :class:`~sparse_universe.WaveState` of the particles it owned then (``particle``: global ids), which
+    :func:`~sparse_universe.wave_path_loss` takes as it takes ``Trajectory.waves``."""
+
+    def __init__(self, waves: List[WaveState], group: Group) -> None:
+        super().__init__(waves)
+        self.group = group
+
+    def combine(self, terms: Tensor, reading: str) -> Tensor:
+        """The ranks' per-step terms of :func:`~sparse_universe.losses.wave_terms` together (replicated)."""
+        if reading == "density":
+            return torch.logsumexp(all_gather_rows(terms[None], self.group), 0)
+        return all_sum(terms, self.group)
+
+
 class DistributedTrajectory(NamedTuple):
-    """A rollout on a decomposed universe: positions and velocities as :class:`OwnedRows`, the final state."""
+    """A rollout on a decomposed universe: positions and velocities as :class:`OwnedRows`, the final state
+    and, in wave mode, the copies after every step."""
 
     pos: OwnedRows
     vel: OwnedRows
     final: DistributedState
+    waves: Optional[OwnedWaves] = None
 
     def gather(self) -> Trajectory:
         """The single-process :class:`~sparse_universe.Trajectory` on every rank (for checks and small N)."""
@@ -142,12 +160,12 @@ def _wave_rollout(manager: BranchManager, state: DistributedState, steps: int, c
     migrates the kept copies to their new anchor's owner. Each rank runs the
     branch manager on its copies and ghost copies and keeps its own
     particles' results. ``vel`` rows are the measured displacement over
-    ``dt``, as in one process; the rollout has no ``waves``.
+    ``dt``, as in one process; ``waves`` holds each rank's kept copies.
     """
     reach = _reach(manager.step, state)
     state = state.evolve(state.state.replace(score=torch.ones_like(state.state.score)))  # WaveState.from_particles
     anchor = state.state.pos  # each copy's particle's measured position
-    pos, vel, gid = [state.state.pos], [state.state.vel], [state.gid]
+    pos, vel, gid, waves = [state.state.pos], [state.state.vel], [state.gid], []
     for _ in trange(steps, desc="rollout (waves)", disable=not progress or state.rank != 0, leave=False):
         check(state.state, _global_speed(state) if check.mode == "raise" else None)
         outside = state.domain.distance(state.state.pos, state.rank)
@@ -168,10 +186,11 @@ def _wave_rollout(manager: BranchManager, state: DistributedState, steps: int, c
         vel.append((now - anchor[first]) / manager.step.dt)
         gid.append(ids[mine])
         moved = replace(state, state=wave.copies.select(rows), gid=ids.index_select(0, kept))
+        waves.append(WaveState(moved.state, moved.gid, state.num_particles))
         state, anchor = moved.migrate(state.domain.owner(measured.index_select(0, kept)),
                                       carry=measured.index_select(0, kept))
     rows_of = lambda values: OwnedRows(values, gid, state.num_particles, state.group)  # noqa: E731
-    return DistributedTrajectory(rows_of(pos), rows_of(vel), state)
+    return DistributedTrajectory(rows_of(pos), rows_of(vel), state, OwnedWaves(waves, state.group))
 
 
 def sum_pairs(state: DistributedState, step: nn.Module,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sparse_universe import BranchManager, ParticleState, path_loss, radius_graph, rollout
+from sparse_universe import BranchManager, ParticleState, path_loss, radius_graph, rollout, wave_path_loss
 from sparse_universe.distributed import DistributedState, all_gather_rows, all_sum, exchange, reduce_gradients
 from sparse_universe.experiments.lj_gas import lattice_gas
 from sparse_universe.nn import UniverseStep
@@ -264,6 +264,19 @@ def _waves(ctx: dict) -> None:
                           3, horizon=None).gather()
             compare(f"{grid} {case} measured", got.pos, want.pos, 1e-12)
             compare(f"{grid} {case} velocity", got.vel, want.vel, 1e-12)
+            path = torch.tensor([[3.0, 3.0, 3.0]]).expand(3, 3)
+            for reading in ("density", "particle"):
+                grads = []
+                for start in (state, DistributedState.scatter(state, grid, box=box, periodic=periodic, group=group)):
+                    manager.zero_grad()
+                    loss = wave_path_loss(rollout(manager, start, 3, horizon=None).waves, path,
+                                          torch.arange(0, state.num_particles, 2), reading=reading)
+                    loss.backward()
+                    if start is not state:
+                        reduce_gradients(manager, group)
+                    grads.append([loss.detach()] + [p.grad.clone() for p in manager.parameters()])
+                for k, (a, b) in enumerate(zip(grads[1], grads[0])):
+                    compare(f"{grid} {case} wave_path_loss {reading} {k}", a, b, 1e-10)
             branching = BranchManager(universe_step(box, periodic), num_copies=2, num_heads=3, sigma=0.3).train()
             dstate = DistributedState.scatter(state, grid, box=box, periodic=periodic, group=group)
             traj = rollout(branching, dstate, 3, horizon=None)
