@@ -190,9 +190,9 @@ class DistributedState:
         owned = self.state if owned is None else owned
         if self.halo is None:
             raise RuntimeError("Expected a halo: call ensure(reach) (rollout does) before local()")
-        ghosts = exchange(_floats(owned).index_select(0, self.halo.index), self.halo.send, self.halo.recv,
-                          self.group)
-        return _unpack(owned, torch.cat([_floats(owned), ghosts]),
+        floats = _floats(owned)
+        ghosts = exchange(floats.index_select(0, self.halo.index), self.halo.send, self.halo.recv, self.group)
+        return _unpack(owned, torch.cat([floats, ghosts]),
                        torch.cat([_ints(owned, self.gid), self.halo.ints]))
 
     # --- reductions ----------------------------------------------------------------------------------------

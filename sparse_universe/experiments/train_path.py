@@ -239,7 +239,7 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
     monitors = monitors_of(cfg, history)
     progress = progress and rank == 0
     for it in trange(start, cfg.iterations, desc="train", initial=start, total=cfg.iterations, disable=not progress):
-        rng = _rng_states(world)  # saved on a monitor stop: a resume replays this iteration exactly
+        rng = torch.get_rng_state()  # saved on a monitor stop: a resume replays this iteration exactly
         opt.zero_grad()
         rolled: list = []
         loss = loss_of(replicas, state, cfg, cfg.reading, rolled)
@@ -252,6 +252,7 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
         try:
             check(monitors, dict(iteration=it + 1, loss=totals[0].item(), grad_norm=float(norm), energy=energy))
         except TrainingStopped as stop:
+            rng = _rng_states(world, rng)  # every rank stops here together
             if checkpoint is not None and rank == 0:
                 save(checkpoint, model, opt, sched, it, history, cfg, rng)
             if rank == 0:
@@ -261,7 +262,7 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
         sched.step()
         history.append({"iteration": it + 1, "loss": totals[0].item(), "grad_norm": float(norm)})
         if checkpoint is not None and ((it + 1) % save_every == 0 or it + 1 == cfg.iterations):
-            rng = _rng_states(world)
+            rng = _rng_states(world, torch.get_rng_state())
             if rank == 0:
                 save(checkpoint, model, opt, sched, it + 1, history, cfg, rng)
     if world > 1:
@@ -269,9 +270,8 @@ def train(cfg: Config, checkpoint: Optional[Path] = None, resume: bool = False, 
     return history
 
 
-def _rng_states(world: int) -> Tensor:
-    """This process's RNG state, or every rank's stacked ``(P, S)`` (a collective) in a group of P > 1."""
-    mine = torch.get_rng_state()
+def _rng_states(world: int, mine: Tensor) -> Tensor:
+    """``mine`` (this process's RNG state), or every rank's stacked ``(P, S)`` (a collective) when P > 1."""
     if world == 1:
         return mine
     states = [torch.empty_like(mine) for _ in range(world)]

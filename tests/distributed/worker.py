@@ -142,6 +142,14 @@ def compare(name: str, got: torch.Tensor, want: torch.Tensor, tol: float) -> Non
     expect(err <= tol * scale, f"{name}: max |distributed - single| = {err:.3g} > {tol} x {scale:.3g}")
 
 
+def every_grid_and_case(ctx: dict):
+    """``(grid name, grid, group, case, state, box, periodic)`` for every grid this rank takes part in."""
+    for (name, grid), (case, (build, box, periodic)) in itertools.product(GRIDS.items(), CASES.items()):
+        group = ctx["groups"][math.prod(grid)]
+        if group is not None:
+            yield name, grid, group, case, build(), box, periodic
+
+
 # --- checks ---------------------------------------------------------------------------------------------------
 
 @check("exchange")
@@ -176,11 +184,7 @@ def _exchange(ctx: dict) -> None:
 @check("ownership and halo")
 def _ownership(ctx: dict) -> None:
     """After scatter, from_parts and migration every particle is owned once; ghosts equal the brute-force halo."""
-    for (name, grid), (case, (build, box, periodic)) in itertools.product(GRIDS.items(), CASES.items()):
-        group = ctx["groups"][math.prod(grid)]
-        if group is None:
-            continue
-        state = build()
+    for name, grid, group, case, state, box, periodic in every_grid_and_case(ctx):
         dstate = DistributedState.scatter(state, grid, box=box, periodic=periodic, skin=0.2, group=group)
         check_ownership(dstate)
         width = 2.2
@@ -202,11 +206,7 @@ def _ownership(ctx: dict) -> None:
 @check("one step")
 def _one_step(ctx: dict) -> None:
     """A UniverseStep and a PairForceStep step equal the single-process ones, by global id, to 1e-12."""
-    for (name, grid), (case, (build, box, periodic)) in itertools.product(GRIDS.items(), CASES.items()):
-        group = ctx["groups"][math.prod(grid)]
-        if group is None:
-            continue
-        state = build()
+    for name, grid, group, case, state, box, periodic in every_grid_and_case(ctx):
         for make in (universe_step, pair_step):
             step = make(box, periodic)
             want = step(state)
