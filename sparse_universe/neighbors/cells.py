@@ -44,7 +44,7 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import sort_keys
+from .sorting import empty, gather_, sort_keys
 
 
 class Cells(NamedTuple):
@@ -271,8 +271,8 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         qi, row = pairs.pop(0)
         if half:  # rows a, b: a particle is a target, an image only a source
             for t, s_row in ((qi, row), (row, qi)):
-                mine = t < nq
-                keys.append(t[mine] * rows + rank.index_select(0, s_row[mine]))
+                mine = (t < nq).nonzero().view(-1)
+                keys.append(t.index_select(0, mine).mul_(rows).add_(rank.index_select(0, s_row.index_select(0, mine))))
             continue
         keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
@@ -287,8 +287,9 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         keys.append(ids * rows + rank.index_select(0, ids))
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
     place = torch.remainder(out[1], rows, out=out[0])  # the image row's place in (particle, shift) order
-    shifts = shift.index_select(0, by_particle).index_select(0, place)
-    out[0] = label.index_select(0, by_particle).index_select(0, place)  # out = [source, target]
+    shifts = torch.index_select(shift.index_select(0, by_particle), 0, place,
+                                out=empty((place.numel(), dim), torch.long, query.device))
+    gather_(label.index_select(0, by_particle), place)  # out = [source, target]
     target = out[1].div_(rows, rounding_mode="floor")
     if unwrapped:
         shifts += moved_q.index_select(0, target) - moved_s.index_select(0, out[0])

@@ -14,7 +14,7 @@ from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
 from .geometry import Pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, hash_bipartite, hash_pairs
-from .sorting import sort_keys
+from .sorting import empty, sort_keys
 
 #: ``backend="auto"`` on CUDA uses brute force up to this many points (measured on an H100 by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
@@ -382,8 +382,13 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     """
     total = 2 * sum(a.numel() for a, _ in pairs) + (n if loop else 0)
     out = sort_keys(_key_chunks(pairs, n, loop, device), total, device)
-    if dedupe:
-        out = torch.unique_consecutive(out[1]).expand(2, -1).clone()
+    if dedupe and total > 1:
+        first = empty((total,), torch.bool, device)  # the first of each run of equal keys
+        first[0] = True
+        torch.ne(out[1, 1:], out[1, :-1], out=first[1:])
+        if not bool(first.all()):
+            keys, out = out[1], empty((2, int(first.sum())), torch.long, device)
+            torch.masked_select(keys, first, out=out[1])
     torch.remainder(out[1], n, out=out[0])
     out[1].div_(n, rounding_mode="floor")
     return out

@@ -1,11 +1,39 @@
-"""Sorting the engine's edge keys: one radix sort on GPUs, an in-place introsort on CPUs."""
+"""The engine's edge-sized buffers: allocation, gathers in place, and sorting the edge keys.
+
+On a CPU the large buffers come from numpy, which asks the kernel for huge
+pages (``madvise``): first touch then costs a page fault per 2 MiB instead of
+per 4 KiB, which makes filling a fresh buffer of 10^7 int64 3-5x faster than
+``torch.empty`` (measured on the project's 2-core CPU). Torch ops then write
+into them with ``out=``. On GPUs everything is plain torch.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
+
+#: Buffers of at least this many bytes come from numpy on a CPU (numpy's own huge-page threshold).
+HUGE = 1 << 22
+
+
+def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``torch.empty(shape)``, backed by huge pages when large and on a CPU."""
+    size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    if device.type != "cpu" or size < HUGE:
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
+    return torch.from_numpy(np.empty(tuple(shape), dtype=torch.empty((), dtype=dtype).numpy().dtype))
+
+
+def gather_(table: Tensor, index: Tensor) -> Tensor:
+    """``index[:] = table[index]`` in place (``index`` int64, contiguous, valid); returns ``index``."""
+    if index.device.type == "cpu":
+        np.take(table.numpy(), index.numpy(), out=index.numpy(), mode="clip")
+    else:
+        index.copy_(table.index_select(0, index))
+    return index
 
 
 def sort_keys(chunks: Iterable[Tensor], total: int, device: torch.device) -> Tensor:
@@ -18,7 +46,7 @@ def sort_keys(chunks: Iterable[Tensor], total: int, device: torch.device) -> Ten
     to 2 * 10^7 keys, and it needs no scratch memory). Keys are unique or
     repeat identically, so an unstable sort gives the same tensor as a stable one.
     """
-    out = torch.empty(2, total, dtype=torch.long, device=device)
+    out = empty((2, total), torch.long, device)
     cpu = device.type == "cpu"
     at = 0
     for key in chunks:
