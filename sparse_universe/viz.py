@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Sequence
 
@@ -77,14 +78,14 @@ def plot_training(history: Sequence[dict], untrained, trained, state, paths, out
 
 
 def plot_methods(rows: Sequence[dict], threshold: float, path: Path, title: str) -> Path:
-    """Final loss of every run, one column per method, with the success threshold."""
+    """Final loss of every run, one column per method, its median (the tables' median) and the success threshold."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(methods), 4.2))
     for x, name in enumerate(methods):
         losses = [r["loss_particle"] for r in rows if r["method"] == name]
         jitter = [x + 0.08 * ((i % 5) - 2) for i in range(len(losses))]
         ax.scatter(jitter, losses, alpha=0.7)
-        ax.hlines(sorted(losses)[len(losses) // 2], x - 0.25, x + 0.25, color="k")
+        ax.hlines(statistics.median(losses), x - 0.25, x + 0.25, color="k", label="median" if x == 0 else None)
     ax.axhline(threshold, ls="--", color="tab:red", label="success below")
     ax.set_xticks(range(len(methods)), methods)
     ax.set(ylabel="final path loss (particle reading, eval)", title=title)

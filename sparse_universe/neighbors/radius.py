@@ -210,6 +210,9 @@ def radius(
     query, then source (then shift). The same exact test and periodic options
     as :func:`radius_graph` (``cell`` and ``pbc`` indexed by the batch ids of
     both sets); a source and a query at the same place are neighbours.
+    ``max_num_neighbors`` counts sources per query. With shifts,
+    ``x[j] - y[i] + S @ cell`` is the vector from the query to the source's
+    image.
 
     Args:
         x (Tensor): sources ``(N, d)``.
@@ -218,9 +221,7 @@ def radius(
         batch_x, batch_y (Tensor, optional): example ids; a query meets only
             sources of its example. (default: ``None``)
         cell, pbc, return_shifts, max_num_neighbors, backend, on_overflow:
-            as in :func:`radius_graph` (the cap counts sources per query). With
-            shifts, ``x[j] - y[i] + S @ cell`` is the vector from the query to
-            the source's image.
+            as in :func:`radius_graph`.
 
     Returns:
         ``(2, E)`` ``[query, source]``; with ``return_shifts``, also ``(E, d)``.

@@ -61,3 +61,17 @@ def test_waves_can_train_on_their_copies():
     assert row["method"] == "waves 4,4 copies" and row["iterations"] == 2 and math.isfinite(row["loss_particle"])
     with pytest.raises(ValueError, match="circle.*'waves 4,4 copies'"):
         wvp.run_circle(wvp.SLIT_METHODS[-1], 0, 100, TINY)
+
+
+def test_plot_marks_the_median_the_tables_report(tmp_path, monkeypatch):
+    from sparse_universe import viz
+
+    figures = []
+    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig) or path)
+    losses = [4.0, 1.0, 3.0, 2.0]  # even count: the median 2.5 is neither middle value
+    rows = [{"method": "particles", "loss_particle": v} for v in losses] + [{"method": "waves", "loss_particle": 7.0}]
+    viz.plot_methods(rows, 1.0, tmp_path / "m.png", "t")
+    (ax,) = figures[0].axes
+    bars = [seg for c in ax.collections for seg in getattr(c, "get_segments", lambda: [])()]  # hlines, not dots
+    assert [seg[0][1] for seg in bars] == [2.5, 7.0]
+    assert "median" in [t.get_text() for t in ax.get_legend().get_texts()]
