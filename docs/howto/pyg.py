@@ -23,6 +23,7 @@ from sparse_universe import (
     radius_graph,
     radius_graph_padded,
 )
+from sparse_universe.neighbors import compat
 from sparse_universe.neighbors.compat import patch
 
 torch.manual_seed(0)
@@ -64,6 +65,12 @@ plain.load_state_dict(model.state_dict(), strict=False)
 with patch():
     same = plain(batch.z, batch.pos, batch.batch)
 torch.testing.assert_close(same, energy.detach())
+# A call site written for torch_cluster.radius_graph keeps its positional
+# arguments (x, r, batch, loop, max_num_neighbors, flow, num_workers):
+edge_index = compat.radius_graph(
+    batch.pos, 2.0, batch.batch, False, 64, "source_to_target", 1
+)
+assert torch.equal(edge_index, radius_graph(batch.pos, 2.0, batch.batch))
 # The drop-ins keep torch-cluster's signature but never drop a neighbour
 # silently: SchNet's default max_num_neighbors=32 raises NeighborOverflowError
 # when exceeded; patch(on_overflow="nearest") keeps the nearest instead.
