@@ -37,6 +37,7 @@ and a particle may neighbour its own images.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -44,7 +45,7 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import empty, gather_, sort_keys
+from .sorting import empty, sort_keys
 
 
 class Cells(NamedTuple):
@@ -262,9 +263,11 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         half = half_search is not None and label.numel() <= 2 * nq
         pairs = half_search(x, r, image_group) if half else search(query, x, r, query_group, image_group)
     rows = label.numel()
-    rank = torch.empty_like(label)
-    by_particle = _by_particle_and_shift(label, shift)
-    rank[by_particle] = torch.arange(rows, device=label.device)
+    bits = max(1, (rows - 1).bit_length())  # key = target << bits | rank: decoded by a mask and a shift
+    by_particle, code, table = _by_particle_and_shift(label, shift)
+    small = torch.int32 if rows < 2**31 else torch.long  # edge-sized gathers read small tables, which stay in cache
+    rank = torch.empty(rows, dtype=small, device=label.device)
+    rank[by_particle] = torch.arange(rows, dtype=small, device=label.device)
     r2 = exact_r2(r, query.dtype)
     keys = []
     while pairs:
@@ -272,7 +275,8 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         if half:  # rows a, b: a particle is a target, an image only a source
             for t, s_row in ((qi, row), (row, qi)):
                 mine = (t < nq).nonzero().view(-1)
-                keys.append(t.index_select(0, mine).mul_(rows).add_(rank.index_select(0, s_row.index_select(0, mine))))
+                key = t.index_select(0, mine).bitwise_left_shift_(bits)
+                keys.append(key.bitwise_or_(rank.index_select(0, s_row.index_select(0, mine))))
             continue
         keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
@@ -280,27 +284,32 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
             s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
             hit = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
             keep = hit if keep is None else keep & hit
-        key = qi * rows + rank.index_select(0, row)
+        key = (qi << bits).bitwise_or_(rank.index_select(0, row))
         keys.append(key if keep is None else key[keep])
     if loop:
         ids = torch.arange(nq, device=query.device)
-        keys.append(ids * rows + rank.index_select(0, ids))
+        keys.append((ids << bits).bitwise_or_(rank.index_select(0, ids)))
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
-    place = torch.remainder(out[1], rows, out=out[0])  # the image row's place in (particle, shift) order
-    shifts = torch.index_select(shift.index_select(0, by_particle), 0, place,
+    place = torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])  # the image row's place in (particle, shift) order
+    shifts = torch.index_select(table, 0, code.index_select(0, by_particle).to(small).index_select(0, place),
                                 out=empty((place.numel(), dim), torch.long, query.device))
-    gather_(label.index_select(0, by_particle), place)  # out = [source, target]
-    target = out[1].div_(rows, rounding_mode="floor")
+    place.copy_(label.index_select(0, by_particle).to(small).index_select(0, place))  # out = [source, target]
+    target = out[1].bitwise_right_shift_(bits)
     if unwrapped:
         shifts += moved_q.index_select(0, target) - moved_s.index_select(0, out[0])
     return out, shifts
 
 
-def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tensor:
-    """The order of image rows by particle, then shift (lexicographic)."""
-    low = shift.min(0).values if shift.numel() else shift.new_zeros(shift.size(1))
-    span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * shift.size(1)
-    code = label.clone()
+def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """The order of image rows by particle, then shift (lexicographic), each row's shift as a small code,
+    and the table of shifts by code (``table[code[m]] == shift[m]``)."""
+    dim = shift.size(1)
+    low = shift.min(0).values if shift.numel() else shift.new_zeros(dim)
+    span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * dim
+    code = torch.zeros_like(label)
     for k, n in enumerate(span):
         code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
-    return torch.sort(code).indices
+    order = torch.sort(label * math.prod(span) + code).indices
+    digits = torch.meshgrid(*[torch.arange(n, device=shift.device) for n in span], indexing="ij")
+    table = torch.stack([g.reshape(-1) for g in digits], 1) + low  # (prod(span), d), in code order
+    return order, code, table

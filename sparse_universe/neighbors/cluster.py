@@ -31,13 +31,12 @@ def cluster_pairs(
     group: Tensor,
     filter_pos: Tensor,
     box: Optional[Tensor] = None,
-    labels: Optional[Tensor] = None,
     first_cap: int = FIRST_CAP,
 ) -> Pairs:
-    """Unordered exact pairs of ``labels``, the same contract as :func:`.hash.hash_pairs`.
+    """Unordered exact pairs of rows, the same contract as :func:`.hash.hash_pairs`.
 
     Shapes:
-        cell_pos ``(M, d)``, group ``(M,)``, filter_pos ``(M, d)``, labels ``(M,)``.
+        cell_pos ``(M, d)``, group ``(M,)``, filter_pos ``(M, d)``.
     """
     torch_cluster = _torch_cluster()
     m = cell_pos.size(0)
@@ -65,12 +64,7 @@ def cluster_pairs(
     keep = a < b
     a, b = a[keep], b[keep]
     keep = pair_sq_dist(filter_pos, a, b, box) <= exact_r2(r, filter_pos.dtype)
-    a, b = a[keep], b[keep]
-    if labels is not None:
-        a, b = labels.index_select(0, a), labels.index_select(0, b)
-        keep = a != b  # a particle and its own periodic image
-        a, b = a[keep], b[keep]
-    return [(a, b)]
+    return [(a[keep], b[keep])]
 
 
 def cluster_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,

@@ -124,6 +124,27 @@ def periodic_images(pos: Tensor, box: Tensor, reach: float) -> Tuple[Tensor, Ten
     return x, src
 
 
+def image_pairs(pairs: Pairs, labels: Tensor, n: int) -> Pairs:
+    """Pairs of rows of :func:`periodic_images` as pairs of particles, each pair once (nearly).
+
+    Two particles (rows below ``n``) are kept. Two images are dropped: their
+    particles pair directly or through one image, which is also found,
+    because every image within reach of the box exists. A particle ``i`` and
+    an image of ``j`` are kept when ``i < j``: the mirror pair (``j`` and an
+    image of ``i``) is then dropped, and so is a particle with its own image.
+    Only a pair at a tie (exactly half a period, where two images are
+    equally near) can still come twice; the caller removes repeats.
+    """
+    out: Pairs = []
+    for a, b in pairs:
+        la, lb = labels.index_select(0, a), labels.index_select(0, b)
+        mine_a, mine_b = a < n, b < n
+        keep = (mine_a & mine_b) | ((mine_a ^ mine_b) & (la != lb) & ((la < lb) == mine_a))
+        at = keep.nonzero().view(-1)
+        out.append((la.index_select(0, at), lb.index_select(0, at)))
+    return out
+
+
 def edge_vectors(
     pos: Tensor,
     edge_index: Tensor,

@@ -46,6 +46,8 @@ CHUNK = {"cpu": 1 << 20, "cuda": 1 << 25}
 EXACT_WIDTH = 32
 #: Padded candidates below which all ranges share one bucket (see ``_buckets``).
 ONE_BUCKET = 1 << 17
+#: What one bucket's tensor operations cost on a CPU, in candidates tested (see ``_buckets``).
+BUCKET_COST = 1 << 15
 _INT63 = 1 << 62
 
 
@@ -59,7 +61,6 @@ def hash_pairs(
     group: Tensor,
     filter_pos: Tensor,
     box: Optional[Tensor] = None,
-    labels: Optional[Tensor] = None,
     subdivisions: int = 2,
 ) -> Pairs:
     """Unordered pairs ``(a, b)`` of rows with ``d2 <= r * r`` and equal ``group``.
@@ -72,15 +73,13 @@ def hash_pairs(
         filter_pos (Tensor): positions the exact test reads (minimum image when
             ``box`` is given).
         box (Tensor, optional): periods, ``inf`` on open axes.
-        labels (Tensor, optional): the id reported for each row (the original
-            particle of a periodic image); the row index when omitted.
         subdivisions (int): cells per ``h`` along the fast axis.
 
     Returns:
-        chunks of pairs ``[(a, b), ...]`` of labels, each pair once.
+        chunks of pairs ``[(a, b), ...]`` of rows, each pair once.
 
     Shapes:
-        cell_pos ``(M, d)``, group ``(M,)``, filter_pos ``(M, d)``, labels ``(M,)``.
+        cell_pos ``(M, d)``, group ``(M,)``, filter_pos ``(M, d)``.
     """
     m, dim = cell_pos.shape
     if m < 2:
@@ -99,9 +98,7 @@ def hash_pairs(
     lo[:, 0] = ids + 1
 
     cols = [filter_pos.index_select(0, order)[:, k].contiguous() for k in range(dim)]
-    names = order if labels is None else labels.index_select(0, order)
-    return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, cols, r, box, names, names,
-                 drop_self=labels is not None)
+    return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, cols, r, box, order, order)
 
 
 def hash_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
@@ -133,7 +130,7 @@ def hash_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor,
     query_cols = [query[:, k].contiguous() for k in range(dim)]
     source_cols = [source.index_select(0, order)[:, k].contiguous() for k in range(dim)]
     return _scan(lo.view(-1), count.view(-1), neighbor_rows.size(1), query_cols, source_cols, r, None,
-                 torch.arange(nq, device=query.device), order, drop_self=False)
+                 torch.arange(nq, device=query.device), order)
 
 
 def _cell_keys(pos: Tensor, group: Tensor, h: float, s: int, half: bool) -> Tuple[Tensor, int, Tensor]:
@@ -235,14 +232,18 @@ def _ranges(key: Tensor, cell_key: Tensor, width: int, s: int, neighbor_rows: Te
     return lo.contiguous(), count.contiguous()
 
 
-def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int]]]:
-    """Ranges ordered by bucket, and ``(start, stop, width)`` of each non-empty bucket.
+def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int, bool]]]:
+    """Ranges ordered by bucket, and ``(start, stop, width, masked)`` of each non-empty bucket.
 
     Bucket ids are small integers, so the stable sort is a single radix pass.
-    Bucket 0 holds the empty ranges and is skipped. When padding every range
-    to the longest costs fewer candidates than :data:`ONE_BUCKET` (small
-    inputs), all share one bucket: each bucket costs a few dozen tensor
-    operations, which for small inputs cost more than the padded candidates.
+    Bucket 0 holds the empty ranges and is skipped. Ranges of one length up
+    to :data:`EXACT_WIDTH` get a bucket each, longer ones share buckets 12.5%
+    apart; ``masked`` says that a bucket holds ranges shorter than its width.
+    Each bucket costs a few dozen tensor operations, which on a CPU weigh as
+    much as :data:`BUCKET_COST` candidates: there neighbouring buckets are
+    merged wherever the padded candidates cost less than the operations saved
+    (:func:`_merge`), and when padding every range to the longest costs fewer
+    candidates than :data:`ONE_BUCKET`, all share one bucket.
     """
     longest = int(count.max()) if count.numel() else 0
     if count.numel() * longest <= ONE_BUCKET:
@@ -253,32 +254,61 @@ def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int]]]:
         widths.append(-(-widths[-1] * 9 // 8))
     widths_t = torch.tensor(widths, device=count.device)
     table = torch.searchsorted(widths_t, torch.arange(longest + 1, device=count.device))
+    masked = [False] + [w > EXACT_WIDTH or len(widths) == 2 for w in widths[1:]]
+    if count.device.type == "cpu" and len(widths) > 2:
+        sizes = torch.bincount(table.index_select(0, count), minlength=len(widths)).tolist()
+        keep = _merge(widths, sizes, BUCKET_COST)
+        group = [0] + [sum(1 for k in keep if k < b) + 1 for b in range(1, len(widths))]  # fine -> merged bucket
+        masked = [False] + [masked[k] or group.count(group[k]) > 1 for k in keep]
+        widths = [0] + [widths[k] for k in keep]
+        table = torch.tensor(group, device=count.device).index_select(0, table)
     bucket = table.to(torch.int16).index_select(0, count)  # few buckets: narrow keys sort fastest
     order = torch.sort(bucket, stable=True).indices
     stops = torch.bincount(bucket.long(), minlength=len(widths)).cumsum(0).tolist()
-    spans = [(stops[b - 1], stops[b], widths[b]) for b in range(1, len(widths)) if stops[b] > stops[b - 1]]
+    spans = [(stops[b - 1], stops[b], widths[b], masked[b]) for b in range(1, len(widths)) if stops[b] > stops[b - 1]]
     return order, spans
 
 
+def _merge(widths: List[int], sizes: List[int], cost: int) -> List[int]:
+    """The fine buckets that close a merged bucket, at least total cost (dynamic programming).
+
+    Bucket ``k`` holds ``sizes[k]`` ranges of length at most ``widths[k]``
+    (ascending; bucket 0, the empty ranges, is left out). A merged bucket of
+    fine buckets ``i..k`` costs ``cost + widths[k] * sum(sizes[i..k])``
+    candidates. Returns the ascending indices ``k`` that end a merged bucket.
+    """
+    n = len(widths)
+    total = [0] * n  # prefix sums of sizes over buckets 1..k
+    for k in range(1, n):
+        total[k] = total[k - 1] + sizes[k]
+    best, cut = [0.0] * n, [0] * n
+    for k in range(1, n):
+        options = [(best[i - 1] + cost + widths[k] * (total[k] - total[i - 1]), i) for i in range(1, k + 1)]
+        best[k], cut[k] = min(options)
+    keep, k = [], n - 1
+    while k > 0:
+        keep.append(k)
+        k = cut[k] - 1
+    return keep[::-1]
+
+
 def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], source_cols: List[Tensor], r: float,
-          box: Optional[Tensor], names: Tensor, source_names: Tensor, drop_self: bool) -> Pairs:
+          box: Optional[Tensor], names: Tensor, source_names: Tensor) -> Pairs:
     """Test every candidate of every range; return the hits as pairs ``(names[i], source_names[j])``.
 
     Range ``t`` belongs to particle ``t // per_particle`` (a row of ``cols``) and
-    indexes ``source_cols``. With ``drop_self``, pairs of two rows with the same
-    name (a particle and its own periodic image) are dropped.
+    indexes ``source_cols``.
     """
     r2 = exact_r2(r, cols[0].dtype)
     per = periods(box, len(cols))
     chunk = CHUNK.get(cols[0].device.type, CHUNK["cuda"])
     order, buckets = _buckets(count)
-    widest = max((w for _, _, w in buckets), default=1)
+    widest = max((w for _, _, w, _ in buckets), default=1)
     steps = torch.arange(widest, device=lo.device)
     # Padding lets every window lo .. lo + width - 1 exist; padded reads are masked.
     padded_cols = [torch.cat([col, col.new_zeros(widest)]) for col in source_cols]
     found: Pairs = []
-    for start, stop, width in buckets:
-        padded = width > EXACT_WIDTH or len(buckets) == 1  # ranges shorter than the bucket are masked
+    for start, stop, width, padded in buckets:  # padded: ranges shorter than the bucket are masked
         rows = max(1, chunk // width)
         # windows[k][t] = cols[k][t : t + width]: a candidate block is a copy of
         # contiguous rows, several times faster than an element-wise gather.
@@ -298,8 +328,5 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
             at = torch.div(hit, width, rounding_mode="floor")
             a = names.index_select(0, i.index_select(0, at))
             b = source_names.index_select(0, j0.index_select(0, at).add_(hit - at * width))
-            if drop_self:
-                keep = a != b
-                a, b = a[keep], b[keep]
             found.append((a, b))
     return found

@@ -12,7 +12,7 @@ from .cells import Cells, check_cells, periodic_edges, shift_sq_dist, shift_vect
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
-from .geometry import Pairs, pair_sq_dist, periodic_images, search_radius, wrap
+from .geometry import Pairs, image_pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, hash_bipartite, hash_pairs
 from .sorting import empty, sort_keys
 
@@ -250,11 +250,11 @@ def radius(
         edges, shifts = periodic_edges(query, source, r, cells_y, cells_x, group_y, group_x, search)
         distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731
     else:
-        ns = max(source.size(0), 1)
-        keys = [q * ns + s for q, s in search(query, source, r, group_y, group_x)]
-        edges = sort_keys(keys, sum(k.numel() for k in keys), query.device)  # row 1: query * ns + source
-        torch.remainder(edges[1], ns, out=edges[0])
-        edges[1].div_(ns, rounding_mode="floor")
+        bits = max(1, (source.size(0) - 1).bit_length())
+        keys = [(q << bits).bitwise_or_(s) for q, s in search(query, source, r, group_y, group_x)]
+        edges = sort_keys(keys, sum(k.numel() for k in keys), query.device)  # row 1: query << bits | source
+        torch.bitwise_and(edges[1], (1 << bits) - 1, out=edges[0])
+        edges[1].bitwise_right_shift_(bits)
         shifts = edges.new_zeros(edges.size(1), x.size(1))
         distance = lambda e: pair_sq_dist(query, e[1], e[0], None, source)  # noqa: E731
     edges, shifts = finish(edges, cap, on_overflow, "target_to_source", query.size(0), distance, shifts)
@@ -345,12 +345,12 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
         cell_pos, labels = periodic_images(work, periods, reach=search_radius(r, work.dtype, work.size(1)))
         fpos, group = work.index_select(0, labels), group.index_select(0, labels)
     try:
-        search = hash_pairs if backend == "hash" else cluster_pairs
-        return search(cell_pos, r, group, fpos, periods, labels)
+        pairs = (hash_pairs if backend == "hash" else cluster_pairs)(cell_pos, r, group, fpos, periods)
     except CellIndexOverflow:
         if not auto:
             raise
-        return cluster_pairs(cell_pos, r, group, fpos, periods, labels)
+        pairs = cluster_pairs(cell_pos, r, group, fpos, periods)
+    return pairs if labels is None else image_pairs(pairs, labels, work.size(0))
 
 
 def dense_is_cheaper(n: int, group: Tensor) -> bool:
@@ -376,13 +376,17 @@ def dense_is_cheaper_bipartite(query_group: Tensor, source_group: Tensor) -> boo
 def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.device) -> Tensor:
     """Both directions of every pair (plus loops) as ``[source, target]``, sorted.
 
-    Each edge is the key ``target * n + source``; the output is the sorted keys,
-    split back into rows. Periodic images can find a pair twice, so ``dedupe``
-    drops repeated keys. ``pairs`` is emptied as it is consumed, so its memory
-    is released while the output fills.
+    Each edge is the key ``target << bits | source`` (``2^bits >= n``, so a mask
+    and a shift decode it); the output is the sorted keys, split back into
+    rows. In a periodic box a pair at a tie (exactly half a period) can come
+    twice through two images (see :func:`~.geometry.image_pairs`), so
+    ``dedupe`` drops repeated keys; it costs one pass when there are none.
+    ``pairs`` is emptied as it is consumed, so its memory is released while
+    the output fills.
     """
     total = 2 * sum(a.numel() for a, _ in pairs) + (n if loop else 0)
-    out = sort_keys(_key_chunks(pairs, n, loop, device), total, device)
+    bits = max(1, (n - 1).bit_length())
+    out = sort_keys(_key_chunks(pairs, n, bits, loop, device), total, device)
     if dedupe and total > 1:
         first = empty((total,), torch.bool, device)  # the first of each run of equal keys
         first[0] = True
@@ -390,18 +394,19 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
         if not bool(first.all()):
             keys, out = out[1], empty((2, int(first.sum())), torch.long, device)
             torch.masked_select(keys, first, out=out[1])
-    torch.remainder(out[1], n, out=out[0])
-    out[1].div_(n, rounding_mode="floor")
+    torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])
+    out[1].bitwise_right_shift_(bits)
     return out
 
 
-def _key_chunks(pairs: Pairs, n: int, loop: bool, device: torch.device) -> Iterator[Tensor]:
+def _key_chunks(pairs: Pairs, n: int, bits: int, loop: bool, device: torch.device) -> Iterator[Tensor]:
     """Keys of both directions of each chunk; each pair chunk is released once used."""
     while pairs:
         a, b = pairs.pop(0)
-        yield torch.cat([a * n + b, b * n + a])
+        yield torch.cat([(a << bits).bitwise_or_(b), (b << bits).bitwise_or_(a)])
     if loop:
-        yield torch.arange(n, device=device) * (n + 1)
+        ids = torch.arange(n, device=device)
+        yield (ids << bits).bitwise_or_(ids)
 
 
 def capped(target: Tensor, num_targets: int, cap: int, on_overflow: str,
