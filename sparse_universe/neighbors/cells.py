@@ -45,7 +45,7 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import empty, sort_keys
+from .sorting import HUGE, empty, sort_keys
 
 
 class Cells(NamedTuple):
@@ -291,8 +291,11 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         keys.append((ids << bits).bitwise_or_(rank.index_select(0, ids)))
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
     place = torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])  # the image row's place in (particle, shift) order
-    shifts = torch.index_select(table, 0, code.index_select(0, by_particle).to(small).index_select(0, place),
-                                out=empty((place.numel(), dim), torch.long, query.device))
+    shifts = empty((place.numel(), dim), torch.long, query.device)
+    if rows * dim * shift.element_size() <= HUGE:  # the shifts themselves fit in cache
+        torch.index_select(shift.index_select(0, by_particle), 0, place, out=shifts)
+    else:  # a code per row and a table of the few distinct shifts do
+        torch.index_select(table, 0, code.index_select(0, by_particle).to(small).index_select(0, place), out=shifts)
     place.copy_(label.index_select(0, by_particle).to(small).index_select(0, place))  # out = [source, target]
     target = out[1].bitwise_right_shift_(bits)
     if unwrapped:
