@@ -45,7 +45,12 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import HUGE, empty, sort_keys
+from .sorting import empty, sort_keys
+
+
+#: Tables up to this many bytes stay in cache while edge-sized gathers read them (the shifts of the
+#: image rows are read directly up to this size, through a code per row beyond it).
+CACHED = 1 << 22
 
 
 class Cells(NamedTuple):
@@ -292,7 +297,7 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
     place = torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])  # the image row's place in (particle, shift) order
     shifts = empty((place.numel(), dim), torch.long, query.device)
-    if rows * dim * shift.element_size() <= HUGE:  # the shifts themselves fit in cache
+    if rows * dim * shift.element_size() <= CACHED:  # the shifts themselves stay in cache
         torch.index_select(shift.index_select(0, by_particle), 0, place, out=shifts)
     else:  # a code per row and a table of the few distinct shifts do
         torch.index_select(table, 0, code.index_select(0, by_particle).to(small).index_select(0, place), out=shifts)

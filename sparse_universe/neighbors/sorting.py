@@ -1,10 +1,10 @@
-"""The engine's edge-sized buffers: allocation, gathers in place, and sorting the edge keys.
+"""The engine's edge-sized buffers and the sort of its edge keys.
 
-On a CPU the large buffers come from numpy, which asks the kernel for huge
-pages (``madvise``): first touch then costs a page fault per 2 MiB instead of
-per 4 KiB, which makes filling a fresh buffer of 10^7 int64 3-5x faster than
-``torch.empty`` (measured on the project's 2-core CPU). Torch ops then write
-into them with ``out=``. On GPUs everything is plain torch.
+On a CPU the large buffers come from numpy, whose allocator also asks the
+kernel for huge pages (``madvise``) where it offers them: filling a fresh
+100 MB buffer took 21 ms against 55 ms from ``torch.empty`` on the project's
+2-core CPU. Torch ops then write into them with ``out=``. On GPUs everything
+is plain torch.
 """
 
 from __future__ import annotations
@@ -20,20 +20,11 @@ HUGE = 1 << 22
 
 
 def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``torch.empty(shape)``, backed by huge pages when large and on a CPU."""
+    """``torch.empty(shape)``; from numpy when large and on a CPU."""
     size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
     if device.type != "cpu" or size < HUGE:
         return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.from_numpy(np.empty(tuple(shape), dtype=torch.empty((), dtype=dtype).numpy().dtype))
-
-
-def gather_(table: Tensor, index: Tensor) -> Tensor:
-    """``index[:] = table[index]`` in place (``index`` int64, contiguous, valid); returns ``index``."""
-    if index.device.type == "cpu":
-        np.take(table.numpy(), index.numpy(), out=index.numpy(), mode="clip")
-    else:
-        index.copy_(table.index_select(0, index))
-    return index
 
 
 def sort_keys(chunks: Iterable[Tensor], total: int, device: torch.device) -> Tensor:

@@ -184,7 +184,7 @@ def test_shifts_decoded_through_the_code_table_equal_the_direct_ones(monkeypatch
     pos = torch.einsum("bnd,bde->bne", torch.rand(4, 5, 3, generator=g), cell).reshape(-1, 3)
     batch = torch.arange(4).repeat_interleave(5)
     direct = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
-    monkeypatch.setattr(cells, "HUGE", 0)  # as for a table too large for the cache
+    monkeypatch.setattr(cells, "CACHED", 0)  # as for a table too large for the cache
     coded = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
     assert torch.equal(coded[0], direct[0]) and torch.equal(coded[1], direct[1])
     assert direct[1].abs().max() >= 2
