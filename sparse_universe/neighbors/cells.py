@@ -245,8 +245,9 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     constant, so the sorted keys are the edges in order.
     """
     dim, nq = query.size(1), query.size(0)
-    wrapped_q, _, moved_q, _ = wrap_into_cells(query, query_cells)
     wrapped_s, frac_s, moved_s, spacing = wrap_into_cells(source, source_cells)
+    same = query is source and query_cells is source_cells  # a graph, not a bipartite search
+    wrapped_q, _, moved_q, _ = (wrapped_s, frac_s, moved_s, spacing) if same else wrap_into_cells(query, query_cells)
     unwrapped = bool(moved_q.any()) or bool(moved_s.any())
     reach_r = search_radius(r, query.dtype, dim)
     if unwrapped:
