@@ -20,7 +20,12 @@ HUGE = 1 << 22
 
 
 def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``torch.empty(shape)``; from numpy when large and on a CPU."""
+    """``torch.empty(shape)``; from numpy when large and on a CPU.
+
+    Such a tensor behaves as any other (it can be shared between processes,
+    pinned, saved), except that, like every ``torch.from_numpy`` tensor, its
+    storage cannot be resized in place (``resize_``).
+    """
     size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
     if device.type != "cpu" or size < HUGE:
         return torch.empty(tuple(shape), dtype=dtype, device=device)
