@@ -13,7 +13,6 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
-    "sphinx.ext.intersphinx",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 exclude_patterns = ["_build"]
@@ -25,10 +24,7 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-napoleon_custom_sections = ["Shapes", ("Attributes", "params_style")]
-
-# Links to the libraries the docstrings name; no network is needed to build (nitpicky stays off).
-intersphinx_mapping = {}
+napoleon_custom_sections = ["Shapes"]
 
 html_theme = "furo"
 html_title = f"sparse_universe {release}"

@@ -47,7 +47,6 @@ from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
 from .sorting import empty, sort_keys
 
-
 #: Tables up to this many bytes stay in cache while edge-sized gathers read them (the shifts of the
 #: image rows are read directly up to this size, through a code per row beyond it).
 CACHED = 1 << 22

@@ -258,8 +258,10 @@ def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int, bool]]]:
     if count.device.type == "cpu" and len(widths) > 2:
         sizes = torch.bincount(table.index_select(0, count), minlength=len(widths)).tolist()
         keep = _merge(widths, sizes, BUCKET_COST)
-        group = [0] + [sum(1 for k in keep if k < b) + 1 for b in range(1, len(widths))]  # fine -> merged bucket
-        masked = [False] + [masked[k] or group.count(group[k]) > 1 for k in keep]
+        group = [0]  # fine -> merged bucket: merged bucket j holds fine buckets keep[j - 1] + 1 .. keep[j]
+        for j, (first, last) in enumerate(zip([0] + keep, keep), 1):
+            group += [j] * (last - first)
+        masked = [False] + [masked[last] or last - first > 1 for first, last in zip([0] + keep, keep)]
         widths = [0] + [widths[k] for k in keep]
         table = torch.tensor(group, device=count.device).index_select(0, table)
     bucket = table.to(torch.int16).index_select(0, count)  # few buckets: narrow keys sort fastest

@@ -26,10 +26,10 @@ def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Ten
     pinned, saved), except that, like every ``torch.from_numpy`` tensor, its
     storage cannot be resized in place (``resize_``).
     """
-    size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
-    if device.type != "cpu" or size < HUGE:
+    probe = torch.empty((), dtype=dtype)
+    if device.type != "cpu" or int(np.prod(shape)) * probe.element_size() < HUGE:
         return torch.empty(tuple(shape), dtype=dtype, device=device)
-    return torch.from_numpy(np.empty(tuple(shape), dtype=torch.empty((), dtype=dtype).numpy().dtype))
+    return torch.from_numpy(np.empty(tuple(shape), dtype=probe.numpy().dtype))
 
 
 def sort_keys(chunks: Iterable[Tensor], total: int, device: torch.device) -> Tensor:
