@@ -17,9 +17,10 @@ Cases (cut-off 5 Angstrom unless said):
 
 Every method returns the full list with shifts (``ijS``; ``box`` returns
 ``ij``), and every method's pair count is checked equal. ASE and matscipy
-are left out of the 10^6 case (tens of seconds each). The median of
-``repeats`` runs is kept (5x as many for runs under 0.1 s; ASE: one run on
-the large case).
+are left out of the 10^6 case (tens of seconds each). Methods are timed in
+rounds, each round running every method once, so that the drift of a shared
+machine's speed hits all alike; the median of ``repeats`` rounds is kept
+(5x as many for runs under 0.1 s; ASE: one run on the large cases).
 """
 
 from __future__ import annotations
@@ -110,19 +111,27 @@ def _per_structure(structures: list, cutoff: float, method: str) -> Callable[[],
     return lambda: sum(one(a) for a in structures)
 
 
-def _time(run: Callable[[], int], repeats: int) -> Tuple[float, int]:
-    """Median of ``repeats`` runs after a warm-up; runs under 0.1 s are repeated 5x as often (a stray
-    pause of this shared machine must not decide their median)."""
-    start = time.perf_counter()
-    pairs = run()  # warm-up (imports, thread pools), and the count
-    if time.perf_counter() - start < 0.1:
-        repeats *= 5
-    times = []
-    for _ in range(repeats):
+def _time(runs: Dict[str, Callable[[], int]], repeats: Dict[str, int]) -> Dict[str, Tuple[float, int]]:
+    """Median time and pair count of each method, timed in rounds.
+
+    After one warm-up each (imports, thread pools; it gives the count), every
+    round runs each method once, so a drift of this shared machine's speed
+    hits all methods alike. A method whose warm-up took under 0.1 s gets 5x
+    the runs (a stray pause must not decide its median).
+    """
+    counts, runs_of = {}, {}
+    for name, run in runs.items():
         start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), pairs
+        counts[name] = run()
+        runs_of[name] = repeats[name] * (5 if time.perf_counter() - start < 0.1 else 1)
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    for k in range(max(runs_of.values(), default=0)):
+        for name, run in runs.items():
+            if k < runs_of[name]:
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), counts[name]) for name in runs}
 
 
 def cases(neighbors: float = 20.0, seed: int = 0) -> Dict[str, Tuple[list, float, Sequence[str]]]:
@@ -147,28 +156,20 @@ def run(repeats: int = 3, only: Sequence[str] = (), progress: bool = True) -> Li
         raise ImportError(f"the crystal benchmark compares with ase, vesin and matscipy ({e}); install them with "
                           f"pip install ase vesin matscipy, or the project's test extras") from e
     torch.manual_seed(0)
-    jobs = []
-    for name, (structures, cutoff, peers) in cases().items():
-        if only and name not in only:
-            continue
+    rows: List[Row] = []
+    chosen = {name: case for name, case in cases().items() if not only or name in only}
+    for name, (structures, cutoff, peers) in tqdm(chosen.items(), desc="crystals", disable=not progress):
         atoms = sum(len(a) for a in structures)
-        jobs.append((name, "engine", atoms, _engine(structures, cutoff), repeats))
+        runs = {"engine": _engine(structures, cutoff)}
         if name == "uniform-1e6":
-            jobs.append((name, "engine (box)", atoms, _engine(structures, cutoff, box=True), repeats))
-        for peer in peers:
-            slow = peer == "ase" and atoms > 10**4
-            jobs.append((name, peer, atoms, _per_structure(structures, cutoff, peer), 1 if slow else repeats))
-    timed = []
-    for name, method, atoms, job, reps in tqdm(jobs, desc="crystals", disable=not progress):
-        timed.append((name, method, atoms, *_time(job, reps)))
-    engine = {name: t for name, method, _, t, _ in timed if method == "engine"}
-    counts: Dict[str, set] = {}
-    for name, _, _, _, pairs in timed:
-        counts.setdefault(name, set()).add(pairs)
-    bad = {name: c for name, c in counts.items() if len(c) > 1}
-    if bad:
-        raise RuntimeError(f"methods disagree on the pair count: {bad}")
-    return [Row(name, method, atoms, pairs, t, t / engine[name]) for name, method, atoms, t, pairs in timed]
+            runs["engine (box)"] = _engine(structures, cutoff, box=True)
+        runs.update({peer: _per_structure(structures, cutoff, peer) for peer in peers})
+        timed = _time(runs, {m: 1 if m == "ase" and atoms > 10**4 else repeats for m in runs})
+        if len({pairs for _, pairs in timed.values()}) > 1:
+            raise RuntimeError(f"methods disagree on the pair count in {name}: {timed}")
+        engine = timed["engine"][0]
+        rows += [Row(name, m, atoms, pairs, t, t / engine) for m, (t, pairs) in timed.items()]
+    return rows
 
 
 def table(rows: Sequence[Row], ms: bool = False) -> str:

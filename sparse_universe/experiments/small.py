@@ -18,6 +18,8 @@ whole batch in one call; torch-cluster on the whole batch (its cap set above
 the largest degree, so it is exact); vesin and scipy's cKDTree once per
 molecule, as users call them. Every method's directed edge count is checked
 equal (cKDTree's unordered pairs count twice).
+Methods are timed in rounds (one run of each per round), as in
+:mod:`~sparse_universe.experiments.crystals`.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def run(repeats: int = 5, only: Sequence[str] = (), progress: bool = True) -> Li
         if only and name not in only:
             continue
         pos, batch, r = make()
-        timed = {method: _time(job, repeats) for method, job in _methods(pos, batch, r).items()}
+        runs = _methods(pos, batch, r)
+        timed = _time(runs, dict.fromkeys(runs, repeats))
         if len({pairs for _, pairs in timed.values()}) > 1:
             raise RuntimeError(f"methods disagree on the edge count in {name}: {timed}")
         engine = timed["engine"][0]

@@ -37,7 +37,6 @@ and a particle may neighbour its own images.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -47,9 +46,9 @@ from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
 from .sorting import empty, sort_keys
 
-#: Tables up to this many bytes stay in cache while edge-sized gathers read them (the shifts of the
-#: image rows are read directly up to this size, through a code per row beyond it).
-CACHED = 1 << 22
+#: Bits an edge's sort key may use: ``target << b | particle << c | code`` when that fits, else the
+#: slower key through a rank table (see :func:`periodic_edges`).
+KEY_BITS = 63
 
 
 class Cells(NamedTuple):
@@ -238,10 +237,13 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     few, so that the pairs between two images cost less than the bipartite
     search's second visit of every pair.
 
-    Each edge is the key ``target * M + rank``, ``rank`` the place of its
-    image row among the ``M`` rows ordered by (particle, shift): for a fixed
-    target and source the given-coordinate shift differs from the row's by a
-    constant, so the sorted keys are the edges in order.
+    Each edge is the key ``target << b | row_key``, where an image row's key
+    is ``particle << c | code``, ``code`` its shift's place in lexicographic
+    order, so the sorted keys are the edges in order (for a fixed target and
+    source the given-coordinate shift differs from the row's by a constant),
+    and a mask and a shift decode them. Where that needs more than 63 bits,
+    ``row_key`` is instead the row's place among the rows ordered by
+    (particle, shift), decoded through tables (:data:`KEY_BITS`).
     """
     dim, nq = query.size(1), query.size(0)
     wrapped_s, frac_s, moved_s, spacing = wrap_into_cells(source, source_cells)
@@ -268,11 +270,16 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         half = half_search is not None and label.numel() <= 2 * nq
         pairs = half_search(x, r, image_group) if half else search(query, x, r, query_group, image_group)
     rows = label.numel()
-    bits = max(1, (rows - 1).bit_length())  # key = target << bits | rank: decoded by a mask and a shift
-    by_particle, code, table = _by_particle_and_shift(label, shift)
+    code, table = _shift_codes(shift)
+    code_bits, label_bits = (max(1, (m - 1).bit_length()) for m in (table.size(0), source.size(0)))
+    packed = max(1, (nq - 1).bit_length()) + label_bits + code_bits <= KEY_BITS
     small = torch.int32 if rows < 2**31 else torch.long  # edge-sized gathers read small tables, which stay in cache
-    rank = torch.empty(rows, dtype=small, device=label.device)
-    rank[by_particle] = torch.arange(rows, dtype=small, device=label.device)
+    if packed:  # row_key = particle << code_bits | code
+        bits, row_key = label_bits + code_bits, (label << code_bits).bitwise_or_(code)
+    else:  # row_key = the row's place in (particle, shift) order
+        bits, by_particle = max(1, (rows - 1).bit_length()), torch.sort(label * table.size(0) + code).indices
+        row_key = torch.empty(rows, dtype=small, device=label.device)
+        row_key[by_particle] = torch.arange(rows, dtype=small, device=label.device)
     r2 = exact_r2(r, query.dtype)
     keys = []
     while pairs:
@@ -281,7 +288,7 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
             for t, s_row in ((qi, row), (row, qi)):
                 mine = (t < nq).nonzero().view(-1)
                 key = t.index_select(0, mine).bitwise_left_shift_(bits)
-                keys.append(key.bitwise_or_(rank.index_select(0, s_row.index_select(0, mine))))
+                keys.append(key.bitwise_or_(row_key.index_select(0, s_row.index_select(0, mine))))
             continue
         keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
@@ -289,35 +296,35 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
             s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
             hit = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
             keep = hit if keep is None else keep & hit
-        key = (qi << bits).bitwise_or_(rank.index_select(0, row))
+        key = (qi << bits).bitwise_or_(row_key.index_select(0, row))
         keys.append(key if keep is None else key[keep])
     if loop:
         ids = torch.arange(nq, device=query.device)
-        keys.append((ids << bits).bitwise_or_(rank.index_select(0, ids)))
+        keys.append((ids << bits).bitwise_or_(row_key.index_select(0, ids)))
     out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
-    place = torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])  # the image row's place in (particle, shift) order
-    shifts = empty((place.numel(), dim), torch.long, query.device)
-    if rows * dim * shift.element_size() <= CACHED:  # the shifts themselves stay in cache
-        torch.index_select(shift.index_select(0, by_particle), 0, place, out=shifts)
-    else:  # a code per row and a table of the few distinct shifts do
+    shifts = empty((out.size(1), dim), torch.long, query.device)
+    if packed:
+        torch.index_select(table, 0, torch.bitwise_and(out[1], (1 << code_bits) - 1, out=out[0]), out=shifts)
+        torch.bitwise_right_shift(out[1], code_bits, out=out[0]).bitwise_and_((1 << label_bits) - 1)
+    else:
+        place = torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])  # the row's place in (particle, shift) order
         torch.index_select(table, 0, code.index_select(0, by_particle).to(small).index_select(0, place), out=shifts)
-    place.copy_(label.index_select(0, by_particle).to(small).index_select(0, place))  # out = [source, target]
+        place.copy_(label.index_select(0, by_particle).to(small).index_select(0, place))  # out = [source, target]
     target = out[1].bitwise_right_shift_(bits)
     if unwrapped:
         shifts += moved_q.index_select(0, target) - moved_s.index_select(0, out[0])
     return out, shifts
 
 
-def _by_particle_and_shift(label: Tensor, shift: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """The order of image rows by particle, then shift (lexicographic), each row's shift as a small code,
-    and the table of shifts by code (``table[code[m]] == shift[m]``)."""
+def _shift_codes(shift: Tensor) -> Tuple[Tensor, Tensor]:
+    """Each row's shift as a small code that orders shifts lexicographically, and the table of shifts by
+    code (``table[code[m]] == shift[m]``)."""
     dim = shift.size(1)
     low = shift.min(0).values if shift.numel() else shift.new_zeros(dim)
     span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * dim
-    code = torch.zeros_like(label)
+    code = torch.zeros(shift.size(0), dtype=torch.long, device=shift.device)
     for k, n in enumerate(span):
         code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
-    order = torch.sort(label * math.prod(span) + code).indices
     digits = torch.meshgrid(*[torch.arange(n, device=shift.device) for n in span], indexing="ij")
     table = torch.stack([g.reshape(-1) for g in digits], 1) + low  # (prod(span), d), in code order
-    return order, code, table
+    return code, table

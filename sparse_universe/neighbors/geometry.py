@@ -26,15 +26,21 @@ Pairs = List[Tuple[Tensor, Tensor]]
 SLACK = 1e-4
 
 
-def accumulate_sq(acc: Optional[Tensor], diff: Tensor, period: Optional[float]) -> Tensor:
+def accumulate_sq(acc: Optional[Tensor], diff: Tensor, period: Optional[float],
+                  scratch: Optional[Tensor] = None) -> Tensor:
     """Add one axis' squared (minimum-image) difference to ``acc``, in place.
 
     ``diff`` is a fresh, grad-free tensor the caller gives up. The order of the
     operations is fixed, and the minimum image ``diff - L * round(diff / L)`` is
     odd (``round`` is half-to-even), so ``d2(i, j) == d2(j, i)`` bit for bit.
+    ``scratch``, a buffer shaped as ``diff``, holds ``L * round(diff / L)``
+    instead of fresh tensors (the same operations, so the same values).
     """
     if period is not None:
-        diff = diff - period * torch.round(diff / period)
+        if scratch is None:
+            diff = diff - period * torch.round(diff / period)
+        else:
+            diff.sub_(torch.div(diff, period, out=scratch).round_().mul_(period))
     sq = diff.mul_(diff)
     return sq if acc is None else acc.add_(sq)
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -235,7 +236,7 @@ def _ranges(key: Tensor, cell_key: Tensor, width: int, s: int, neighbor_rows: Te
 def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int, bool]]]:
     """Ranges ordered by bucket, and ``(start, stop, width, masked)`` of each non-empty bucket.
 
-    Bucket ids are small integers, so the stable sort is a single radix pass.
+    Bucket ids are small integers, so the stable sort is a radix sort.
     Bucket 0 holds the empty ranges and is skipped. Ranges of one length up
     to :data:`EXACT_WIDTH` get a bucket each, longer ones share buckets 12.5%
     apart; ``masked`` says that a bucket holds ranges shorter than its width.
@@ -253,10 +254,12 @@ def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int, bool]]]:
     while widths[-1] < longest:
         widths.append(-(-widths[-1] * 9 // 8))
     widths_t = torch.tensor(widths, device=count.device)
-    table = torch.searchsorted(widths_t, torch.arange(longest + 1, device=count.device))
+    table = torch.searchsorted(widths_t, torch.arange(longest + 1, device=count.device))  # length -> bucket
+    per_length = torch.bincount(count, minlength=longest + 1)
     masked = [False] + [w > EXACT_WIDTH or len(widths) == 2 for w in widths[1:]]
-    if count.device.type == "cpu" and len(widths) > 2:
-        sizes = torch.bincount(table.index_select(0, count), minlength=len(widths)).tolist()
+    cpu = count.device.type == "cpu"
+    if cpu and len(widths) > 2:
+        sizes = per_length.new_zeros(len(widths)).index_add_(0, table, per_length).tolist()
         keep = _merge(widths, sizes, BUCKET_COST)
         group = [0]  # fine -> merged bucket: merged bucket j holds fine buckets keep[j - 1] + 1 .. keep[j]
         for j, (first, last) in enumerate(zip([0] + keep, keep), 1):
@@ -264,9 +267,12 @@ def _buckets(count: Tensor) -> Tuple[Tensor, List[Tuple[int, int, int, bool]]]:
         masked = [False] + [masked[last] or last - first > 1 for first, last in zip([0] + keep, keep)]
         widths = [0] + [widths[k] for k in keep]
         table = torch.tensor(group, device=count.device).index_select(0, table)
-    bucket = table.to(torch.int16).index_select(0, count)  # few buckets: narrow keys sort fastest
-    order = torch.sort(bucket, stable=True).indices
-    stops = torch.bincount(bucket.long(), minlength=len(widths)).cumsum(0).tolist()
+    stops = per_length.new_zeros(len(widths)).index_add_(0, table, per_length).cumsum(0).tolist()
+    table = table.to(torch.int16)  # few buckets: narrow keys sort fastest
+    if cpu:  # numpy's stable sort of 16-bit keys is a radix sort
+        order = torch.from_numpy(np.argsort(np.take(table.numpy(), count.numpy()), kind="stable"))
+    else:
+        order = torch.sort(table.index_select(0, count), stable=True).indices
     spans = [(stops[b - 1], stops[b], widths[b], masked[b]) for b in range(1, len(widths)) if stops[b] > stops[b - 1]]
     return order, spans
 
@@ -299,36 +305,59 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
     """Test every candidate of every range; return the hits as pairs ``(names[i], source_names[j])``.
 
     Range ``t`` belongs to particle ``t // per_particle`` (a row of ``cols``) and
-    indexes ``source_cols``.
+    indexes ``source_cols``. Every chunk's intermediate tensors are written
+    into buffers allocated once (``out=``): on a CPU a fresh large tensor costs
+    a page fault per 4 KiB, which made up a fifth of the search.
     """
     r2 = exact_r2(r, cols[0].dtype)
     per = periods(box, len(cols))
     chunk = CHUNK.get(cols[0].device.type, CHUNK["cuda"])
     order, buckets = _buckets(count)
-    widest = max((w for _, _, w, _ in buckets), default=1)
+    if not buckets:
+        return []
+    widest = max(w for _, _, w, _ in buckets)
     steps = torch.arange(widest, device=lo.device)
     # Padding lets every window lo .. lo + width - 1 exist; padded reads are masked.
     padded_cols = [torch.cat([col, col.new_zeros(widest)]) for col in source_cols]
+    shapes = [(min(stop - start, max(1, chunk // width)), width) for start, stop, width, _ in buckets]
+    most_rows, most = max(n for n, _ in shapes), max(n * w for n, w in shapes)
+
+    def buffer(size: int, dtype: torch.dtype = torch.long) -> Tensor:
+        return torch.empty(size, dtype=dtype, device=lo.device)
+
+    acc, diff, image = (buffer(most, cols[0].dtype) for _ in range(3))
+    hit, inside, at, picked = buffer(most, torch.bool), buffer(most, torch.bool), buffer(most), buffer(most)
+    i, j0, own, length = buffer(most_rows), buffer(most_rows), buffer(most_rows, cols[0].dtype), buffer(most_rows)
+    flat = buffer(0)
     found: Pairs = []
-    for start, stop, width, padded in buckets:  # padded: ranges shorter than the bucket are masked
-        rows = max(1, chunk // width)
+    for (start, stop, width, padded), (rows, _) in zip(buckets, shapes):  # padded: shorter ranges are masked
         # windows[k][t] = cols[k][t : t + width]: a candidate block is a copy of
         # contiguous rows, several times faster than an element-wise gather.
         windows = [col.unfold(0, width, 1) for col in padded_cols]
         for first in range(start, stop, rows):
             rng = order[first:min(stop, first + rows)]
-            i = torch.div(rng, per_particle, rounding_mode="floor")  # particle of each range
-            j0 = lo.index_select(0, rng)  # first partner of each range
-            acc: Optional[Tensor] = None
+            n = rng.numel()
+            block = (n, width)
+            i_, j0_ = i[:n], j0[:n]
+            torch.div(rng, per_particle, rounding_mode="floor", out=i_)  # particle of each range
+            torch.index_select(lo, 0, rng, out=j0_)  # first partner of each range
+            sq: Optional[Tensor] = None
             for k, window in enumerate(windows):
-                diff = window.index_select(0, j0).sub_(cols[k].index_select(0, i)[:, None])  # (R, W)
-                acc = accumulate_sq(acc, diff, per[k])
-            hit = acc <= r2
+                d = (acc if k == 0 else diff)[:n * width].view(block)
+                torch.index_select(window, 0, j0_, out=d)
+                d.sub_(torch.index_select(cols[k], 0, i_, out=own[:n])[:, None])
+                sq = accumulate_sq(sq, d, per[k], image[:n * width].view(block))
+            h = hit[:n * width]
+            torch.le(sq, r2, out=h.view(block))
             if padded:
-                hit &= steps[:width] < count.index_select(0, rng)[:, None]
-            hit = hit.view(-1).nonzero().view(-1)
-            at = torch.div(hit, width, rounding_mode="floor")
-            a = names.index_select(0, i.index_select(0, at))
-            b = source_names.index_select(0, j0.index_select(0, at).add_(hit - at * width))
-            found.append((a, b))
+                torch.lt(steps[:width], torch.index_select(count, 0, rng, out=length[:n])[:, None],
+                         out=inside[:n * width].view(block))
+                h &= inside[:n * width]
+            torch.nonzero(h, out=flat.resize_(0))
+            hits = flat.view(-1)
+            at_ = torch.div(hits, width, rounding_mode="floor", out=at[:hits.numel()])
+            pick = picked[:hits.numel()]
+            a = names.index_select(0, torch.index_select(i_, 0, at_, out=pick))
+            torch.index_select(j0_, 0, at_, out=pick).add_(hits).sub_(at_.mul_(width))
+            found.append((a, source_names.index_select(0, pick)))
     return found

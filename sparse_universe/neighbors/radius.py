@@ -399,14 +399,22 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     return out
 
 
-def _key_chunks(pairs: Pairs, n: int, bits: int, loop: bool, device: torch.device) -> Iterator[Tensor]:
-    """Keys of both directions of each chunk; each pair chunk is released once used."""
+def _key_chunks(pairs: Pairs, n: int, bits: int, loop: bool, device: torch.device) -> Iterator[Callable[[Tensor], int]]:
+    """Writers of the keys of both directions of each chunk; each pair chunk is released once used."""
+
+    def both(a: Tensor, b: Tensor) -> Callable[[Tensor], int]:
+        def write(rest: Tensor) -> int:
+            m = a.numel()
+            torch.bitwise_left_shift(a, bits, out=rest[:m]).bitwise_or_(b)
+            torch.bitwise_left_shift(b, bits, out=rest[m:2 * m]).bitwise_or_(a)
+            return 2 * m
+        return write
+
     while pairs:
-        a, b = pairs.pop(0)
-        yield torch.cat([(a << bits).bitwise_or_(b), (b << bits).bitwise_or_(a)])
+        yield both(*pairs.pop(0))
     if loop:
         ids = torch.arange(n, device=device)
-        yield (ids << bits).bitwise_or_(ids)
+        yield lambda rest: torch.bitwise_left_shift(ids, bits, out=rest[:n]).bitwise_or_(ids).numel()
 
 
 def capped(target: Tensor, num_targets: int, cap: int, on_overflow: str,

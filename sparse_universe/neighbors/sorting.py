@@ -9,7 +9,7 @@ is plain torch.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 import torch
@@ -32,22 +32,28 @@ def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Ten
     return torch.from_numpy(np.empty(tuple(shape), dtype=probe.numpy().dtype))
 
 
-def sort_keys(chunks: Iterable[Tensor], total: int, device: torch.device) -> Tensor:
+def sort_keys(chunks: Iterable[Union[Tensor, Callable[[Tensor], int]]], total: int, device: torch.device) -> Tensor:
     """All ``total`` int64 keys of ``chunks``, sorted into row 1 of a ``(2, total)`` tensor whose row 0 is
     scratch the caller may reuse.
 
-    Chunks are consumed as they are copied, so their memory is released while
-    the output fills. On a CPU the keys are sorted in place by numpy's
-    introsort (vectorised; 2-8x faster than ``torch.sort`` there, from 2 * 10^4
-    to 2 * 10^7 keys, and it needs no scratch memory). Keys are unique or
-    repeat identically, so an unstable sort gives the same tensor as a stable one.
+    A chunk is a tensor of keys, copied in and then released, or a writer
+    ``write(rest) -> n`` that computes its ``n`` keys straight into the first
+    ``n`` places of ``rest`` (``out=``), with no edge-sized temporary. On a
+    CPU the keys are sorted in place by numpy's introsort (vectorised; 2-8x
+    faster than ``torch.sort`` there, from 2 * 10^4 to 2 * 10^7 keys, and it
+    needs no scratch memory). Keys are unique or repeat identically, so an
+    unstable sort gives the same tensor as a stable one.
     """
     out = empty((2, total), torch.long, device)
     cpu = device.type == "cpu"
+    row = out[1 if cpu else 0]
     at = 0
-    for key in chunks:
-        out[1 if cpu else 0, at:at + key.numel()] = key
-        at += key.numel()
+    for chunk in chunks:
+        if isinstance(chunk, Tensor):
+            row[at:at + chunk.numel()] = chunk
+            at += chunk.numel()
+        else:
+            at += chunk(row[at:])
     if cpu:
         out[1].numpy().sort(kind="quicksort")
     else:  # one device-wide radix sort is fastest on GPUs

@@ -176,18 +176,18 @@ def test_backends_return_identical_tensors_on_a_batch():
         assert torch.equal(edge_index, results[0][0]) and torch.equal(shifts, results[0][1])
 
 
-def test_shifts_decoded_through_the_code_table_equal_the_direct_ones(monkeypatch):
+def test_edges_sorted_through_the_rank_table_equal_the_packed_keys(monkeypatch):
     from sparse_universe.neighbors import cells
 
     g = torch.Generator().manual_seed(2)
     cell = torch.eye(3) * 2.0 + 0.4 * torch.rand(4, 3, 3, generator=g)  # cut-off over a cell length: many shifts
     pos = torch.einsum("bnd,bde->bne", torch.rand(4, 5, 3, generator=g), cell).reshape(-1, 3)
     batch = torch.arange(4).repeat_interleave(5)
-    direct = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
-    monkeypatch.setattr(cells, "CACHED", 0)  # as for a table too large for the cache
-    coded = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
-    assert torch.equal(coded[0], direct[0]) and torch.equal(coded[1], direct[1])
-    assert direct[1].abs().max() >= 2
+    packed = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
+    monkeypatch.setattr(cells, "KEY_BITS", 0)  # as for keys too wide for int64
+    ranked = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
+    assert torch.equal(ranked[0], packed[0]) and torch.equal(ranked[1], packed[1])
+    assert packed[1].abs().max() >= 2
 
 
 def lj_energy(pos, cell, r=5.0, sigma=2.3, epsilon=0.4):
