@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .geometry import periodic_box
 
-BACKENDS = ("auto", "hash", "cluster", "dense")
+BACKENDS = ("auto", "hash", "examples", "cluster", "dense")
 FLOWS = ("source_to_target", "target_to_source")
 ON_OVERFLOW = ("raise", "nearest")
 

@@ -102,6 +102,44 @@ def hash_pairs(
     return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, cols, r, box, order, order)
 
 
+def example_pairs(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor] = None) -> Pairs:
+    """Unordered pairs ``(a, b)`` with ``d2 <= r * r`` inside each example: each example is one cell.
+
+    For batches of small examples (molecules), where every pair inside an
+    example is worth testing. Particles are sorted by example; particle ``t``
+    of the sorted order meets the range ``t + 1 .. end - 1`` of its example,
+    and the ranges are scanned like the cell list's (:func:`_scan`), with no
+    Python loop over examples.
+
+    Shapes:
+        pos ``(N, d)``, group ``(N,)`` -> ``[(a (P,), b (P,)), ...]`` (int64).
+    """
+    order = torch.argsort(group, stable=True)
+    _, counts = torch.unique_consecutive(group.index_select(0, order), return_counts=True)
+    lo = torch.arange(1, pos.size(0) + 1, device=pos.device)
+    count = torch.cumsum(counts, 0).repeat_interleave(counts) - lo  # to the end of the example
+    cols = [pos.index_select(0, order)[:, k].contiguous() for k in range(pos.size(1))]
+    return _scan(lo, count, 1, cols, cols, r, box, order, order)
+
+
+def example_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor) -> Pairs:
+    """Pairs ``(q, s)`` with ``d2(query[q], source[s]) <= r * r`` and equal groups, each example one cell:
+    every query meets the range of sorted sources of its example.
+
+    Shapes:
+        query ``(Q, d)``, source ``(S, d)``, groups ``(Q,)``, ``(S,)`` -> ``[(q (P,), s (P,)), ...]``.
+    """
+    if query.size(0) == 0 or source.size(0) == 0:
+        return []
+    q_order, s_order = torch.argsort(query_group, stable=True), torch.argsort(source_group, stable=True)
+    sorted_source, mine = source_group.index_select(0, s_order), query_group.index_select(0, q_order)
+    lo = torch.searchsorted(sorted_source, mine)
+    count = torch.searchsorted(sorted_source, mine, right=True) - lo
+    query_cols = [query.index_select(0, q_order)[:, k].contiguous() for k in range(query.size(1))]
+    source_cols = [source.index_select(0, s_order)[:, k].contiguous() for k in range(source.size(1))]
+    return _scan(lo, count, 1, query_cols, source_cols, r, None, q_order, s_order)
+
+
 def hash_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
                    subdivisions: int = 2) -> Pairs:
     """Pairs ``(q, s)`` with ``d2(query[q], source[s]) <= r * r`` and equal groups: every query meets

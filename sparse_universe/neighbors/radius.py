@@ -13,18 +13,20 @@ from .checks import check_batch, check_box, check_options, check_pos, check_radi
 from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
 from .geometry import Pairs, image_pairs, pair_sq_dist, periodic_images, search_radius, wrap
-from .hash import CellIndexOverflow, hash_bipartite, hash_pairs
+from .hash import CellIndexOverflow, example_bipartite, example_pairs, hash_bipartite, hash_pairs
 from .sorting import empty, sort_keys
 
 #: ``backend="auto"`` on CUDA uses brute force up to this many points (measured on an H100 by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
 DENSE_UP_TO = 16384
 #: ``backend="auto"`` on a CPU compares estimated costs in seconds (measured on the project's 2-core CPU,
-#: 300 to 8,000 points in one cloud and batches of 64-512 molecules of 10-300 atoms): brute force per
-#: pair in one example (a broadcast block) and within examples (block-diagonal), and the cell list's fixed
-#: cost and cost per point. Crossovers: about 450 points in one cloud; in a batch of N atoms, brute force
-#: wins while the pairs inside examples number fewer than about 21,000 + 23 N.
-CPU_COST = {"dense_single": 20e-9, "dense_batch": 70e-9, "hash_fixed": 1.5e-3, "hash_point": 1.6e-6}
+#: 300 to 8,000 points in one cloud and batches of 4-512 molecules of 10-300 atoms): brute force per
+#: pair in one example (a broadcast block); each example as one cell of the cell list (fixed, per point,
+#: per pair inside the examples, :func:`~.hash.example_pairs`); and the spatial cell list (fixed, per
+#: point). Crossovers: about 450 points in one cloud; in a batch of N atoms, examples as cells win while
+#: the pairs inside them number fewer than about 180,000 + 100 N.
+CPU_COST = {"dense_single": 20e-9, "examples_fixed": 0.5e-3, "examples_point": 0.4e-6, "examples_pair": 6e-9,
+            "hash_fixed": 1.6e-3, "hash_point": 1.0e-6}
 
 
 class NeighborOverflowError(RuntimeError):
@@ -112,11 +114,13 @@ def radius_graph(
         max_num_neighbors (int, optional): ``None`` means unlimited. With a cap,
             a node above it raises :class:`NeighborOverflowError` naming the
             largest degree, unless ``on_overflow="nearest"``. (default: ``None``)
-        backend (str): ``"hash"`` (cell list in PyTorch), ``"cluster"``
-            (torch-cluster, made exact), ``"dense"`` (brute force, block-diagonal
-            over the examples of a batch) or ``"auto"`` (whichever is cheaper by
-            the measured costs in :data:`CPU_COST`; on CUDA dense up to
-            :data:`DENSE_UP_TO` points). (default: ``"auto"``)
+        backend (str): ``"hash"`` (cell list in PyTorch), ``"examples"`` (the
+            same scan with each example one cell: for batches of small
+            molecules), ``"cluster"`` (torch-cluster, made exact), ``"dense"``
+            (brute force, block-diagonal over the examples of a batch; the
+            reference) or ``"auto"`` (whichever is cheaper by the measured costs
+            in :data:`CPU_COST`; on CUDA dense up to :data:`DENSE_UP_TO`
+            points). (default: ``"auto"``)
         flow (str): ``"source_to_target"`` gives ``[source, target]`` rows,
             ``"target_to_source"`` gives ``[target, source]``; a shift always
             belongs to the source's image. (default: ``"source_to_target"``)
@@ -286,8 +290,10 @@ def bipartite_search(backend: str):
         return cluster_bipartite
 
     def search(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor) -> Pairs:
-        if backend == "auto" and dense_is_cheaper_bipartite(query_group, source_group):
-            return dense_bipartite(query, source, r, query_group, source_group)
+        choice = auto_bipartite(query_group, source_group) if backend == "auto" else backend
+        if choice != "hash":
+            return (dense_bipartite if choice == "dense" else example_bipartite)(
+                query, source, r, query_group, source_group)
         try:
             return hash_bipartite(query, source, r, query_group, source_group)
         except CellIndexOverflow:
@@ -337,9 +343,11 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
     """Each unordered exact pair once (in either orientation), in original indices."""
     auto = backend == "auto"
     if auto:
-        backend = "dense" if dense_is_cheaper(work.size(0), group) else "hash"
+        backend = auto_backend(work.size(0), group)
     if backend == "dense":
         return dense_pairs(work, r, group, periods)
+    if backend == "examples":
+        return example_pairs(work, r, group, periods)
     cell_pos, fpos, labels = work.to(torch.float64), work, None
     if periods is not None and bool(torch.isfinite(periods).any()):
         cell_pos, labels = periodic_images(work, periods, reach=search_radius(r, work.dtype, work.size(1)))
@@ -353,24 +361,28 @@ def find_pairs(work: Tensor, r: float, group: Tensor, periods: Optional[Tensor],
     return pairs if labels is None else image_pairs(pairs, labels, work.size(0))
 
 
-def dense_is_cheaper(n: int, group: Tensor) -> bool:
-    """``auto``'s choice: brute force (per example) or the cell list, by estimated cost (one host sync)."""
+def auto_backend(n: int, group: Tensor) -> str:
+    """``auto``'s choice for a graph, by estimated cost (one host sync): ``"dense"`` (brute force, one
+    example), ``"examples"`` (each example one cell) or ``"hash"`` (the spatial cell list)."""
     if group.device.type != "cpu":
-        return n <= DENSE_UP_TO
+        return "dense" if n <= DENSE_UP_TO else "hash"
+    spatial = CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
     if n < 2 or int(group.max()) == int(group.min()):
-        dense = CPU_COST["dense_single"] * n * n / 2
-    else:
-        dense = CPU_COST["dense_batch"] * pairs_within_examples(group)
-    return dense <= CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
+        return "dense" if CPU_COST["dense_single"] * n * n / 2 <= spatial else "hash"
+    return "examples" if _examples_cost(n, pairs_within_examples(group)) <= spatial else "hash"
 
 
-def dense_is_cheaper_bipartite(query_group: Tensor, source_group: Tensor) -> bool:
+def auto_bipartite(query_group: Tensor, source_group: Tensor) -> str:
     """``auto``'s choice for a bipartite search, by the same estimated costs (one host sync)."""
     n = query_group.numel() + source_group.numel()
     if query_group.device.type != "cpu":
-        return query_group.numel() * source_group.numel() <= DENSE_UP_TO ** 2
-    return CPU_COST["dense_batch"] * pairs_per_example(query_group, source_group) <= (
-        CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n)
+        return "dense" if query_group.numel() * source_group.numel() <= DENSE_UP_TO ** 2 else "hash"
+    spatial = CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
+    return "examples" if _examples_cost(n, pairs_per_example(query_group, source_group)) <= spatial else "hash"
+
+
+def _examples_cost(n: int, pairs: int) -> float:
+    return CPU_COST["examples_fixed"] + CPU_COST["examples_point"] * n + CPU_COST["examples_pair"] * pairs
 
 
 def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.device) -> Tensor:

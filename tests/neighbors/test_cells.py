@@ -13,7 +13,7 @@ from ase import Atoms  # noqa: E402
 from ase.build import bulk, fcc111, molecule  # noqa: E402
 from ase.neighborlist import neighbor_list  # noqa: E402
 
-BACKENDS = ["dense", "hash", "cluster"]
+BACKENDS = ["dense", "hash", "examples", "cluster"]
 
 
 def structures():

@@ -35,7 +35,7 @@ def _brute(pos, batch, r):
 def test_every_backend_equals_brute_force(cloud):
     pos, batch, r = cloud
     expected = _brute(pos, batch, r)
-    results = [radius_graph(pos, r, batch, backend=b) for b in ("hash", "cluster", "dense")]
+    results = [radius_graph(pos, r, batch, backend=b) for b in ("hash", "examples", "cluster", "dense")]
     for edge_index in results:
         assert edge_set(edge_index) == expected
         assert torch.equal(edge_index, results[0])

@@ -7,7 +7,7 @@ from sparse_universe import NeighborOverflowError, radius_graph
 
 from .oracle import edge_set, image_brute_force, kdtree_edges, random_cloud
 
-BACKENDS = ["hash", "cluster", "dense"]
+BACKENDS = ["hash", "examples", "cluster", "dense"]
 
 
 def _radius_for(n, d, neighbours=10.0, side=8.0):
@@ -242,7 +242,7 @@ def test_huge_batch_ids_on_cluster():
     assert torch.equal(radius_graph(pos, 0.3, batch, backend="cluster"), radius_graph(pos, 0.3, batch, backend="dense"))
 
 
-@pytest.mark.parametrize("backend", ["auto", "dense", "hash", "cluster"])
+@pytest.mark.parametrize("backend", ["auto", "dense", "hash", "examples", "cluster"])
 def test_many_tiny_examples_single_atoms_and_skipped_ids(backend):
     # The block-diagonal brute force of small batches against the scipy oracle.
     g = torch.Generator().manual_seed(7)
