@@ -116,8 +116,9 @@ def _time(runs: Dict[str, Callable[[], int]], repeats: Dict[str, int]) -> Dict[s
 
     After one warm-up each (imports, thread pools; it gives the count), every
     round runs each method once, so a drift of this shared machine's speed
-    hits all methods alike. A method whose warm-up took under 0.1 s gets 5x
-    the runs (a stray pause must not decide its median).
+    hits all methods alike; the order rotates from round to round, so no
+    method always runs right after the same one. A method whose warm-up took
+    under 0.1 s gets 5x the runs (a stray pause must not decide its median).
     """
     counts, runs_of = {}, {}
     for name, run in runs.items():
@@ -125,11 +126,12 @@ def _time(runs: Dict[str, Callable[[], int]], repeats: Dict[str, int]) -> Dict[s
         counts[name] = run()
         runs_of[name] = repeats[name] * (5 if time.perf_counter() - start < 0.1 else 1)
     times: Dict[str, List[float]] = {name: [] for name in runs}
+    names = list(runs)
     for k in range(max(runs_of.values(), default=0)):
-        for name, run in runs.items():
+        for name in names[k % len(names):] + names[:k % len(names)]:  # each method leads in turn
             if k < runs_of[name]:
                 start = time.perf_counter()
-                run()
+                runs[name]()
                 times[name].append(time.perf_counter() - start)
     return {name: (statistics.median(times[name]), counts[name]) for name in runs}
 

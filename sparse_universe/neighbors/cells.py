@@ -72,7 +72,7 @@ def check_cells(cell: object, pbc: object, pos: Tensor, batch: Optional[Tensor])
         if pbc is not None and bool(to_tensor(pbc, "pbc", torch.bool, pos.device).any()):
             raise ValueError(f"Got periodic axes in 'pbc' without a '{name}': give the lattice vectors as '{name}'")
         return None
-    cell_t = to_tensor(cell, name, torch.float64, pos.device)
+    cell_t = to_tensor(cell, name, torch.float64, pos.device).detach()  # the search needs no gradients
     if cell_t.dim() not in (2, 3) or cell_t.shape[-2:] != (d, d):
         raise ValueError(f"Expected '{name}' of shape ({d}, {d}) or (B, {d}, {d}), rows the lattice vectors "
                          f"(got {tuple(cell_t.shape)})")

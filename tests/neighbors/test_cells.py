@@ -301,3 +301,18 @@ def test_half_list_and_its_mirror_are_the_full_list(name):
     assert all(i < j or (i == j and s > (0,) * 3) for i, j, s in kept)
     plain = radius_graph(pos[:, :2].contiguous(), 1.5, half=True)  # without a cell: i < j
     assert bool((plain[1] < plain[0]).all()) and 2 * plain.size(1) == radius_graph(pos[:, :2].contiguous(), 1.5).size(1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ["auto"])
+@pytest.mark.parametrize("outside", [False, True])
+def test_cell_and_positions_that_require_grad_give_the_detached_graph(backend, outside):
+    g = torch.Generator().manual_seed(5)
+    cell = torch.eye(3, dtype=torch.float64) * 2.5 + 0.3 * torch.rand(2, 3, 3, generator=g, dtype=torch.float64)
+    frac = torch.rand(2, 7, 3, generator=g, dtype=torch.float64) + (1.5 if outside else 0.0)
+    pos = torch.einsum("bnd,bde->bne", frac, cell).reshape(-1, 3)
+    batch = torch.arange(2).repeat_interleave(7)
+    expected = radius_graph(pos, 3.0, batch, cell=cell, return_shifts=True, backend=backend)
+    got = radius_graph(pos.requires_grad_(True), 3.0, batch, cell=cell.requires_grad_(True), return_shifts=True,
+                       backend=backend)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    assert expected[0].size(1) > 0

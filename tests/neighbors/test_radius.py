@@ -253,3 +253,15 @@ def test_many_tiny_examples_single_atoms_and_skipped_ids(backend):
     edge_index = radius_graph(pos, 0.6, batch, backend=backend)
     assert edge_set(edge_index) == kdtree_edges(pos, 0.6, batch)
     assert torch.equal(edge_index, radius_graph(pos, 0.6, batch, backend="dense"))
+
+
+def test_auto_picks_by_cost_brute_force_examples_as_cells_or_the_cell_list():
+    from sparse_universe.experiments.small import molecules
+    from sparse_universe.neighbors.radius import auto_backend
+
+    pos, batch = molecules(64)
+    assert auto_backend(pos.size(0), batch) == "examples"  # 64 molecules: every pair inside is worth testing
+    assert auto_backend(300, torch.zeros(300, dtype=torch.long)) == "dense"
+    assert auto_backend(5000, torch.zeros(5000, dtype=torch.long)) == "hash"
+    assert auto_backend(5000, torch.arange(5000) // 2500) == "hash"  # two large examples
+    assert torch.equal(radius_graph(pos, 5.0, batch), radius_graph(pos, 5.0, batch, backend="dense"))
