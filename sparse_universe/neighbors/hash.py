@@ -26,6 +26,10 @@ with no per-candidate ``repeat_interleave``. Blocks are cut into chunks of
 about ``CHUNK`` candidates, small enough to stay in cache (fresh large
 allocations on CPU cost a page fault per 4 KiB), so peak memory is O(N + E).
 
+Batches of small examples (molecules, a crystal's images) need no spatial
+grid: :func:`example_pairs` and :func:`example_bipartite` make each example
+one cell, whose ranges are the rest of the example, and scan them the same way.
+
 Every candidate is tested with :func:`~.geometry.accumulate_sq`, the formula
 the dense reference uses, so the result is exact, not approximate.
 """
@@ -345,7 +349,8 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
     Range ``t`` belongs to particle ``t // per_particle`` (a row of ``cols``) and
     indexes ``source_cols``. Every chunk's intermediate tensors are written
     into buffers allocated once (``out=``): on a CPU a fresh large tensor costs
-    a page fault per 4 KiB, which made up a fifth of the search.
+    a page fault per 4 KiB, and reusing the buffers cut the scan of a 10^6-point
+    cloud by 10-20%.
     """
     r2 = exact_r2(r, cols[0].dtype)
     per = periods(box, len(cols))
