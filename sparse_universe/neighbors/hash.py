@@ -368,7 +368,8 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
     def buffer(size: int, dtype: torch.dtype = torch.long) -> Tensor:
         return torch.empty(size, dtype=dtype, device=lo.device)
 
-    acc, diff, image = (buffer(most, cols[0].dtype) for _ in range(3))
+    acc, diff = buffer(most, cols[0].dtype), buffer(most, cols[0].dtype)
+    image = buffer(most, cols[0].dtype) if any(p is not None for p in per) else None  # minimum-image scratch
     hit, inside, at, picked = buffer(most, torch.bool), buffer(most, torch.bool), buffer(most), buffer(most)
     i, j0, own, length = buffer(most_rows), buffer(most_rows), buffer(most_rows, cols[0].dtype), buffer(most_rows)
     flat = buffer(0)
@@ -389,7 +390,7 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
                 d = (acc if k == 0 else diff)[:n * width].view(block)
                 torch.index_select(window, 0, j0_, out=d)
                 d.sub_(torch.index_select(cols[k], 0, i_, out=own[:n])[:, None])
-                sq = accumulate_sq(sq, d, per[k], image[:n * width].view(block))
+                sq = accumulate_sq(sq, d, per[k], None if image is None else image[:n * width].view(block))
             h = hit[:n * width]
             torch.le(sq, r2, out=h.view(block))
             if padded:
