@@ -273,10 +273,10 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     code, table = _shift_codes(shift)
     code_bits, label_bits = (max(1, (m - 1).bit_length()) for m in (table.size(0), source.size(0)))
     packed = max(1, (nq - 1).bit_length()) + label_bits + code_bits <= KEY_BITS
-    small = torch.int32 if rows < 2**31 else torch.long  # edge-sized gathers read small tables, which stay in cache
     if packed:  # row_key = particle << code_bits | code
         bits, row_key = label_bits + code_bits, (label << code_bits).bitwise_or_(code)
     else:  # row_key = the row's place in (particle, shift) order
+        small = torch.int32 if rows < 2**31 else torch.long  # edge-sized gathers read small tables in cache
         bits, by_particle = max(1, (rows - 1).bit_length()), torch.sort(label * table.size(0) + code).indices
         row_key = torch.empty(rows, dtype=small, device=label.device)
         row_key[by_particle] = torch.arange(rows, dtype=small, device=label.device)

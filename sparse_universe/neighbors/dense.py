@@ -6,7 +6,7 @@ tested against, and the fastest choice for a few thousand points.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -38,18 +38,30 @@ def pairs_within_examples(group: Tensor) -> int:
     return int((counts * (counts - 1)).sum()) // 2
 
 
-def _within_examples(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor]) -> Pairs:
-    """Every pair inside each example once, with no Python loop over examples.
-
-    Particles are sorted by example; particle ``t`` of the sorted order is
-    tested against every later one of its example, ``t + 1 .. end - 1``.
-    """
+def example_ranges(group: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Every pair inside each example once, as ranges: ``order`` sorts the particles by example, and
+    particle ``t`` of the sorted order meets the later ones of its example, ``lo[t] .. lo[t] + count[t] - 1``
+    (``lo[t] = t + 1``)."""
     order = torch.argsort(group, stable=True)
     _, counts = torch.unique_consecutive(group.index_select(0, order), return_counts=True)
-    end = torch.cumsum(counts, 0).repeat_interleave(counts)  # (N,): end of each particle's example
-    after = torch.arange(1, pos.size(0) + 1, device=pos.device)
+    lo = torch.arange(1, group.numel() + 1, device=group.device)
+    return order, lo, torch.cumsum(counts, 0).repeat_interleave(counts) - lo  # to the end of the example
+
+
+def example_source_ranges(query_group: Tensor, source_group: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each query's sources as a range of the sources sorted by example: ``(q_order, s_order, lo, count)``;
+    query ``t`` of the sorted queries meets sorted sources ``lo[t] .. lo[t] + count[t] - 1``."""
+    q_order, s_order = torch.argsort(query_group, stable=True), torch.argsort(source_group, stable=True)
+    sorted_source, mine = source_group.index_select(0, s_order), query_group.index_select(0, q_order)
+    lo = torch.searchsorted(sorted_source, mine)
+    return q_order, s_order, lo, torch.searchsorted(sorted_source, mine, right=True) - lo
+
+
+def _within_examples(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor]) -> Pairs:
+    """Every pair inside each example once (:func:`example_ranges`), with no Python loop over examples."""
+    order, lo, count = example_ranges(group)
     ordered = pos.index_select(0, order)
-    return _test_ranges(ordered, ordered, after, end - after, r, box, order, order)
+    return _test_ranges(ordered, ordered, lo, count, r, box, order, order)
 
 
 def dense_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor) -> Pairs:
@@ -64,12 +76,7 @@ def dense_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor
     groups = torch.cat([query_group, source_group])
     if groups.numel() < 2 or int(groups.max()) == int(groups.min()):
         return _blocks(query, source, r, None, upper=False)
-    q_order = torch.argsort(query_group, stable=True)
-    s_order = torch.argsort(source_group, stable=True)
-    sorted_source = source_group.index_select(0, s_order)
-    mine = query_group.index_select(0, q_order)
-    begin = torch.searchsorted(sorted_source, mine)  # each query's sources: a range of the sorted sources
-    count = torch.searchsorted(sorted_source, mine, right=True) - begin
+    q_order, s_order, begin, count = example_source_ranges(query_group, source_group)
     return _test_ranges(query.index_select(0, q_order), source.index_select(0, s_order), begin, count, r, None,
                         q_order, s_order)
 

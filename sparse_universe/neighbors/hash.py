@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .dense import example_ranges, example_source_ranges
 from .geometry import Pairs, accumulate_sq, exact_r2, periods, search_radius
 
 #: Candidates tested per chunk on CPU / CUDA.
@@ -110,18 +111,14 @@ def example_pairs(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor] = 
     """Unordered pairs ``(a, b)`` with ``d2 <= r * r`` inside each example: each example is one cell.
 
     For batches of small examples (molecules), where every pair inside an
-    example is worth testing. Particles are sorted by example; particle ``t``
-    of the sorted order meets the range ``t + 1 .. end - 1`` of its example,
-    and the ranges are scanned like the cell list's (:func:`_scan`), with no
-    Python loop over examples.
+    example is worth testing: each particle's range of later particles in its
+    example (:func:`~.dense.example_ranges`) is scanned like the cell list's
+    ranges (:func:`_scan`), with no Python loop over examples.
 
     Shapes:
         pos ``(N, d)``, group ``(N,)`` -> ``[(a (P,), b (P,)), ...]`` (int64).
     """
-    order = torch.argsort(group, stable=True)
-    _, counts = torch.unique_consecutive(group.index_select(0, order), return_counts=True)
-    lo = torch.arange(1, pos.size(0) + 1, device=pos.device)
-    count = torch.cumsum(counts, 0).repeat_interleave(counts) - lo  # to the end of the example
+    order, lo, count = example_ranges(group)
     cols = [pos.index_select(0, order)[:, k].contiguous() for k in range(pos.size(1))]
     return _scan(lo, count, 1, cols, cols, r, box, order, order)
 
@@ -135,10 +132,7 @@ def example_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tens
     """
     if query.size(0) == 0 or source.size(0) == 0:
         return []
-    q_order, s_order = torch.argsort(query_group, stable=True), torch.argsort(source_group, stable=True)
-    sorted_source, mine = source_group.index_select(0, s_order), query_group.index_select(0, q_order)
-    lo = torch.searchsorted(sorted_source, mine)
-    count = torch.searchsorted(sorted_source, mine, right=True) - lo
+    q_order, s_order, lo, count = example_source_ranges(query_group, source_group)
     query_cols = [query.index_select(0, q_order)[:, k].contiguous() for k in range(query.size(1))]
     source_cols = [source.index_select(0, s_order)[:, k].contiguous() for k in range(source.size(1))]
     return _scan(lo, count, 1, query_cols, source_cols, r, None, q_order, s_order)

@@ -14,7 +14,7 @@ from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
 from .geometry import Pairs, image_pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, example_bipartite, example_pairs, hash_bipartite, hash_pairs
-from .sorting import empty, sort_keys
+from .sorting import empty, sort_keys, split_keys
 
 #: ``backend="auto"`` on CUDA uses brute force up to this many points (measured on an H100 by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
@@ -256,9 +256,7 @@ def radius(
     else:
         bits = max(1, (source.size(0) - 1).bit_length())
         keys = [(q << bits).bitwise_or_(s) for q, s in search(query, source, r, group_y, group_x)]
-        edges = sort_keys(keys, sum(k.numel() for k in keys), query.device)  # row 1: query << bits | source
-        torch.bitwise_and(edges[1], (1 << bits) - 1, out=edges[0])
-        edges[1].bitwise_right_shift_(bits)
+        edges = split_keys(sort_keys(keys, sum(k.numel() for k in keys), query.device), bits)  # [source, query]
         shifts = edges.new_zeros(edges.size(1), x.size(1))
         distance = lambda e: pair_sq_dist(query, e[1], e[0], None, source)  # noqa: E731
     edges, shifts = finish(edges, cap, on_overflow, "target_to_source", query.size(0), distance, shifts)
@@ -366,7 +364,7 @@ def auto_backend(n: int, group: Tensor) -> str:
     example), ``"examples"`` (each example one cell) or ``"hash"`` (the spatial cell list)."""
     if group.device.type != "cpu":
         return "dense" if n <= DENSE_UP_TO else "hash"
-    spatial = CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
+    spatial = _hash_cost(n)
     if n < 2 or int(group.max()) == int(group.min()):
         return "dense" if CPU_COST["dense_single"] * n * n / 2 <= spatial else "hash"
     return "examples" if _examples_cost(n, pairs_within_examples(group)) <= spatial else "hash"
@@ -377,8 +375,11 @@ def auto_bipartite(query_group: Tensor, source_group: Tensor) -> str:
     n = query_group.numel() + source_group.numel()
     if query_group.device.type != "cpu":
         return "dense" if query_group.numel() * source_group.numel() <= DENSE_UP_TO ** 2 else "hash"
-    spatial = CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
-    return "examples" if _examples_cost(n, pairs_per_example(query_group, source_group)) <= spatial else "hash"
+    return "examples" if _examples_cost(n, pairs_per_example(query_group, source_group)) <= _hash_cost(n) else "hash"
+
+
+def _hash_cost(n: int) -> float:
+    return CPU_COST["hash_fixed"] + CPU_COST["hash_point"] * n
 
 
 def _examples_cost(n: int, pairs: int) -> float:
@@ -406,9 +407,7 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
         if not bool(first.all()):
             keys, out = out[1], empty((2, int(first.sum())), torch.long, device)
             torch.masked_select(keys, first, out=out[1])
-    torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])
-    out[1].bitwise_right_shift_(bits)
-    return out
+    return split_keys(out, bits)
 
 
 def _key_chunks(pairs: Pairs, n: int, bits: int, loop: bool, device: torch.device) -> Iterator[Callable[[Tensor], int]]:

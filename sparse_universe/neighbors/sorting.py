@@ -59,3 +59,11 @@ def sort_keys(chunks: Iterable[Union[Tensor, Callable[[Tensor], int]]], total: i
     else:  # one device-wide radix sort is fastest on GPUs
         torch.sort(out[0], out=(out[1], torch.empty_like(out[0])))
     return out
+
+
+def split_keys(out: Tensor, bits: int) -> Tensor:
+    """Decode sorted keys ``high << bits | low`` of :func:`sort_keys`' row 1 in place: row 0 becomes ``low``,
+    row 1 ``high``."""
+    torch.bitwise_and(out[1], (1 << bits) - 1, out=out[0])
+    out[1].bitwise_right_shift_(bits)
+    return out
