@@ -37,14 +37,14 @@ and a particle may neighbour its own images.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import empty, sort_keys
+from .sorting import Part, edge_keys, edge_parts, empty, key_bins, part_sizes, sort_keys
 
 #: Bits an edge's sort key may use: ``target << b | particle << c | code`` when that fits, else the
 #: slower key through a rank table (see :func:`periodic_edges`).
@@ -278,17 +278,15 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     else:  # row_key = the row's place in (particle, shift) order
         small = torch.int32 if rows < 2**31 else torch.long  # edge-sized gathers read small tables in cache
         bits, by_particle = max(1, (rows - 1).bit_length()), torch.sort(label * table.size(0) + code).indices
-        row_key = torch.empty(rows, dtype=small, device=label.device)
-        row_key[by_particle] = torch.arange(rows, dtype=small, device=label.device)
+        row_key = torch.empty_like(label)
+        row_key[by_particle] = torch.arange(rows, device=label.device)
     r2 = exact_r2(r, query.dtype)
-    keys = []
+    bins = key_bins(2 * sum(a.numel() for a, _ in pairs), query.device)
+    parts: List[Part] = []
     while pairs:
         qi, row = pairs.pop(0)
         if half:  # rows a, b: a particle is a target, an image only a source
-            for t, s_row in ((qi, row), (row, qi)):
-                mine = (t < nq).nonzero().view(-1)
-                key = t.index_select(0, mine).bitwise_left_shift_(bits)
-                keys.append(key.bitwise_or_(row_key.index_select(0, s_row.index_select(0, mine))))
+            parts += edge_parts(qi, row, qi < nq, nq, bins) + edge_parts(row, qi, row < nq, nq, bins)
             continue
         keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
@@ -296,12 +294,12 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
             s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
             hit = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
             keep = hit if keep is None else keep & hit
-        key = (qi << bits).bitwise_or_(row_key.index_select(0, row))
-        keys.append(key if keep is None else key[keep])
+        parts += edge_parts(qi, row, keep, nq, bins)
     if loop:
         ids = torch.arange(nq, device=query.device)
-        keys.append((ids << bits).bitwise_or_(row_key.index_select(0, ids)))
-    out = sort_keys(keys, sum(k.numel() for k in keys), query.device)
+        parts += edge_parts(ids, ids, None, nq, bins)
+    sizes = part_sizes(parts, bins)
+    out = sort_keys(edge_keys(parts, bits, row_key), sizes, query.device)
     shifts = empty((out.size(1), dim), torch.long, query.device)
     if packed:
         torch.index_select(table, 0, torch.bitwise_and(out[1], (1 << code_bits) - 1, out=out[0]), out=shifts)

@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .geometry import Pairs, accumulate_sq, exact_r2, periods
+from .geometry import Pairs, accumulate_sq, columns, exact_r2, periods
 
 #: Pair distances held at once (elements of the ``(rows, N)`` block).
 BLOCK = 1 << 22
@@ -102,8 +102,7 @@ def _test_ranges(query: Tensor, source: Tensor, begin: Tensor, count: Tensor, r:
     """
     first = torch.cumsum(count, 0) - count  # index of each query's first pair
     total = int(count.sum())
-    cols = [query[:, k].contiguous() for k in range(query.size(1))]
-    source_cols = [source[:, k].contiguous() for k in range(source.size(1))]
+    cols, source_cols = columns(query), columns(source)
     per = periods(box, query.size(1))
     r2 = exact_r2(r, query.dtype)
     found: Pairs = []
@@ -125,8 +124,7 @@ def _blocks(query: Tensor, source: Tensor, r: float, box: Optional[Tensor], uppe
     n, dim = query.shape
     per = periods(box, dim)
     r2 = exact_r2(r, query.dtype)
-    cols = [query[:, k].contiguous() for k in range(dim)]
-    source_cols = [source[:, k].contiguous() for k in range(dim)]
+    cols, source_cols = columns(query), columns(source)
     arange = torch.arange(max(n, source.size(0)), device=query.device)
     rows = max(1, BLOCK // max(source.size(0), 1))
     found: Pairs = []

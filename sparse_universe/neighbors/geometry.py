@@ -26,6 +26,16 @@ Pairs = List[Tuple[Tensor, Tensor]]
 SLACK = 1e-4
 
 
+def columns(pos: Tensor, order: Optional[Tensor] = None) -> List[Tensor]:
+    """The columns of ``pos`` (rows in ``order`` when given), each contiguous: what the scan reads.
+
+    Gathering each column by ``order`` is faster on a CPU than gathering rows
+    of ``d`` values (a per-row cost).
+    """
+    cols = pos.t().contiguous()
+    return list(cols.unbind(0) if order is None else (c.index_select(0, order) for c in cols))
+
+
 def accumulate_sq(acc: Optional[Tensor], diff: Tensor, period: Optional[float],
                   scratch: Optional[Tensor] = None) -> Tensor:
     """Add one axis' squared (minimum-image) difference to ``acc``, in place.

@@ -44,7 +44,8 @@ import torch
 from torch import Tensor
 
 from .dense import example_ranges, example_source_ranges
-from .geometry import Pairs, accumulate_sq, exact_r2, periods, search_radius
+from .geometry import Pairs, accumulate_sq, columns, exact_r2, periods, search_radius
+from .sorting import flat_nonzero
 
 #: Candidates tested per chunk on CPU / CUDA.
 CHUNK = {"cpu": 1 << 20, "cuda": 1 << 25}
@@ -103,7 +104,7 @@ def hash_pairs(
     count[:, 0] -= ids + 1 - lo[:, 0]
     lo[:, 0] = ids + 1
 
-    cols = [filter_pos.index_select(0, order)[:, k].contiguous() for k in range(dim)]
+    cols = columns(filter_pos, order)
     return _scan(lo.view(-1), count.view(-1), 1 + neighbor_rows.size(1), cols, cols, r, box, order, order)
 
 
@@ -119,7 +120,7 @@ def example_pairs(pos: Tensor, r: float, group: Tensor, box: Optional[Tensor] = 
         pos ``(N, d)``, group ``(N,)`` -> ``[(a (P,), b (P,)), ...]`` (int64).
     """
     order, lo, count = example_ranges(group)
-    cols = [pos.index_select(0, order)[:, k].contiguous() for k in range(pos.size(1))]
+    cols = columns(pos, order)
     return _scan(lo, count, 1, cols, cols, r, box, order, order)
 
 
@@ -133,9 +134,7 @@ def example_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tens
     if query.size(0) == 0 or source.size(0) == 0:
         return []
     q_order, s_order, lo, count = example_source_ranges(query_group, source_group)
-    query_cols = [query.index_select(0, q_order)[:, k].contiguous() for k in range(query.size(1))]
-    source_cols = [source.index_select(0, s_order)[:, k].contiguous() for k in range(source.size(1))]
-    return _scan(lo, count, 1, query_cols, source_cols, r, None, q_order, s_order)
+    return _scan(lo, count, 1, columns(query, q_order), columns(source, s_order), r, None, q_order, s_order)
 
 
 def hash_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor, source_group: Tensor,
@@ -164,9 +163,7 @@ def hash_bipartite(query: Tensor, source: Tensor, r: float, query_group: Tensor,
     cell_key, cell_of = torch.unique(query_key, return_inverse=True)
     lo, count = _ranges(source_key, cell_key, width, s, neighbor_rows, own=False)  # (C, n_off)
     lo, count = lo.index_select(0, cell_of), count.index_select(0, cell_of)  # (Q, n_off)
-    query_cols = [query[:, k].contiguous() for k in range(dim)]
-    source_cols = [source.index_select(0, order)[:, k].contiguous() for k in range(dim)]
-    return _scan(lo.view(-1), count.view(-1), neighbor_rows.size(1), query_cols, source_cols, r, None,
+    return _scan(lo.view(-1), count.view(-1), neighbor_rows.size(1), columns(query), columns(source, order), r, None,
                  torch.arange(nq, device=query.device), order)
 
 
@@ -366,7 +363,6 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
     image = buffer(most, cols[0].dtype) if any(p is not None for p in per) else None  # minimum-image scratch
     hit, inside, at, picked = buffer(most, torch.bool), buffer(most, torch.bool), buffer(most), buffer(most)
     i, j0, own, length = buffer(most_rows), buffer(most_rows), buffer(most_rows, cols[0].dtype), buffer(most_rows)
-    flat = buffer(0)
     found: Pairs = []
     for (start, stop, width, padded), (rows, _) in zip(buckets, shapes):  # padded: shorter ranges are masked
         # windows[k][t] = cols[k][t : t + width]: a candidate block is a copy of
@@ -391,8 +387,7 @@ def _scan(lo: Tensor, count: Tensor, per_particle: int, cols: List[Tensor], sour
                 torch.lt(steps[:width], torch.index_select(count, 0, rng, out=length[:n])[:, None],
                          out=inside[:n * width].view(block))
                 h &= inside[:n * width]
-            torch.nonzero(h, out=flat.resize_(0))
-            hits = flat.view(-1)
+            hits = flat_nonzero(h)
             at_ = torch.div(hits, width, rounding_mode="floor", out=at[:hits.numel()])
             pick = picked[:hits.numel()]
             a = names.index_select(0, torch.index_select(i_, 0, at_, out=pick))

@@ -190,6 +190,39 @@ def test_edges_sorted_through_the_rank_table_equal_the_packed_keys(monkeypatch):
     assert packed[1].abs().max() >= 2
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_keys_sorted_in_bins_on_threads_equal_one_sort(monkeypatch, threads):
+    from sparse_universe.neighbors import sorting
+
+    g = torch.Generator().manual_seed(3)
+    crystal = torch.tensor(STRUCTURES["fcc-supercell"].positions)  # few images: the half search
+    crystal_cell = torch.tensor(np.array(STRUCTURES["fcc-supercell"].cell))
+    cell = torch.eye(3, dtype=torch.float64) * 2.0 + 0.4 * torch.rand(2, 3, 3, generator=g, dtype=torch.float64)
+    frac = torch.rand(2, 7, 3, generator=g, dtype=torch.float64) * 3 - 1  # some outside the cell: unwrapped
+    pos = torch.einsum("bnd,bde->bne", frac, cell).reshape(-1, 3)
+    batch = torch.arange(2).repeat_interleave(7)
+    cloud = torch.rand(300, 3, generator=g, dtype=torch.float64)
+    calls = [
+        lambda: radius_graph(crystal, 3.0, cell=crystal_cell, return_shifts=True, loop=True),
+        lambda: radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True),
+        lambda: radius_graph(pos[:7], 2.1, cell=cell[0], return_shifts=True, backend="hash"),
+        lambda: radius(cloud[:50], pos, 3.0, torch.zeros(50, dtype=torch.long), batch, cell=cell[:1].expand(2, 3, 3),
+                       return_shifts=True),
+        lambda: (radius_graph(cloud, 0.2, loop=True), radius_graph(cloud, 0.5, box=torch.ones(3))),
+    ]
+    one = [call() for call in calls]
+    monkeypatch.setattr(sorting, "PARALLEL_SORT", 0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert sorting.key_bins(10, torch.device("cpu")) == threads
+        binned = [call() for call in calls]
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one, binned):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
 def lj_energy(pos, cell, r=5.0, sigma=2.3, epsilon=0.4):
     edge_index, shifts = radius_graph(pos.detach(), r, cell=cell.detach(), return_shifts=True)
     _, dist = edge_vectors(pos, edge_index, shifts=shifts, cell=cell)
