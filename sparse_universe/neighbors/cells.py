@@ -44,7 +44,7 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import Part, edge_keys, edge_parts, empty, key_bins, part_sizes, sort_keys
+from .sorting import Part, edge_keys, empty, flat_nonzero, part_size, sort_keys
 
 #: Bits an edge's sort key may use: ``target << b | particle << c | code`` when that fits, else the
 #: slower key through a rank table (see :func:`periodic_edges`).
@@ -281,12 +281,11 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         row_key = torch.empty_like(label)
         row_key[by_particle] = torch.arange(rows, device=label.device)
     r2 = exact_r2(r, query.dtype)
-    bins = key_bins(2 * sum(a.numel() for a, _ in pairs), query.device)
     parts: List[Part] = []
     while pairs:
         qi, row = pairs.pop(0)
         if half:  # rows a, b: a particle is a target, an image only a source
-            parts += edge_parts(qi, row, qi < nq, nq, bins) + edge_parts(row, qi, row < nq, nq, bins)
+            parts += [(qi, row, flat_nonzero(qi < nq)), (row, qi, flat_nonzero(row < nq))]
             continue
         keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
@@ -294,12 +293,12 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
             s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
             hit = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
             keep = hit if keep is None else keep & hit
-        parts += edge_parts(qi, row, keep, nq, bins)
+        parts.append((qi, row, None if keep is None else flat_nonzero(keep)))
     if loop:
         ids = torch.arange(nq, device=query.device)
-        parts += edge_parts(ids, ids, None, nq, bins)
-    sizes = part_sizes(parts, bins)
-    out = sort_keys(edge_keys(parts, bits, row_key), sizes, query.device)
+        parts.append((ids, ids, None))
+    total = part_size(parts)
+    out = sort_keys(edge_keys(parts, bits, row_key), total, query.device)
     shifts = empty((out.size(1), dim), torch.long, query.device)
     if packed:
         torch.index_select(table, 0, torch.bitwise_and(out[1], (1 << code_bits) - 1, out=out[0]), out=shifts)

@@ -14,7 +14,7 @@ from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
 from .geometry import Pairs, image_pairs, pair_sq_dist, periodic_images, search_radius, wrap
 from .hash import CellIndexOverflow, example_bipartite, example_pairs, hash_bipartite, hash_pairs
-from .sorting import Part, edge_keys, edge_parts, empty, key_bins, part_sizes, sort_keys, split_keys
+from .sorting import Part, edge_keys, empty, part_size, sort_keys, split_keys
 
 #: ``backend="auto"`` on CUDA uses brute force up to this many points (measured on an H100 by
 #: ``sparse-universe scale``: below it the dense block beats the cell sort).
@@ -256,8 +256,7 @@ def radius(
     else:
         bits = max(1, (source.size(0) - 1).bit_length())
         keys = [(q << bits).bitwise_or_(s) for q, s in search(query, source, r, group_y, group_x)]
-        edges = split_keys(sort_keys([(0, k) for k in keys], [sum(k.numel() for k in keys)], query.device),
-                           bits)  # [source, query]
+        edges = split_keys(sort_keys(keys, sum(k.numel() for k in keys), query.device), bits)  # [source, query]
         shifts = edges.new_zeros(edges.size(1), x.size(1))
         distance = lambda e: pair_sq_dist(query, e[1], e[0], None, source)  # noqa: E731
     edges, shifts = finish(edges, cap, on_overflow, "target_to_source", query.size(0), distance, shifts)
@@ -399,17 +398,15 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
     the output fills.
     """
     bits = max(1, (n - 1).bit_length())
-    bins = key_bins(2 * sum(a.numel() for a, _ in pairs), device)
     parts: List[Part] = []
     while pairs:
         a, b = pairs.pop(0)
-        parts += edge_parts(a, b, None, n, bins) + edge_parts(b, a, None, n, bins)
+        parts += [(a, b, None), (b, a, None)]
     if loop:
         ids = torch.arange(n, device=device)
-        parts += edge_parts(ids, ids, None, n, bins)
-    sizes = part_sizes(parts, bins)
-    out = sort_keys(edge_keys(parts, bits), sizes, device)
-    total = out.size(1)
+        parts.append((ids, ids, None))
+    total = part_size(parts)
+    out = sort_keys(edge_keys(parts, bits), total, device)
     if dedupe and total > 1:
         first = empty((total,), torch.bool, device)  # the first of each run of equal keys
         first[0] = True

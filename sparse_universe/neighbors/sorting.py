@@ -19,8 +19,8 @@ from torch import Tensor
 
 #: Buffers of at least this many bytes come from numpy on a CPU (numpy's own huge-page threshold).
 HUGE = 1 << 22
-#: Keys from which :func:`sort_keys` sorts bins in parallel on a CPU, and the most bins.
-PARALLEL_SORT, MAX_BINS = 1 << 20, 8
+#: Keys from which :func:`sort_keys` sorts parts in parallel on a CPU, and the most parts.
+PARALLEL_SORT, MAX_PARTS = 1 << 20, 8
 
 
 def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -48,43 +48,13 @@ def flat_nonzero(mask: Tensor) -> Tensor:
 
 
 Chunk = Union[Tensor, Callable[[Tensor], int]]
-Part = Tuple[int, Tensor, Tensor, Optional[Tensor]]
+#: Candidate edges ``source -> target`` and the places kept (``None``: all).
+Part = Tuple[Tensor, Tensor, Optional[Tensor]]
 
 
-def key_bins(total: int, device: torch.device) -> int:
-    """How many bins :func:`sort_keys` sorts ``total`` keys in: one per CPU thread (at most
-    :data:`MAX_BINS`) when there are at least :data:`PARALLEL_SORT` keys, else one (and one on a GPU)."""
-    if device.type != "cpu" or total < PARALLEL_SORT:
-        return 1
-    return max(1, min(torch.get_num_threads(), MAX_BINS))
-
-
-def edge_parts(target: Tensor, source: Tensor, keep: Optional[Tensor], limit: int, bins: int) -> List[Part]:
-    """The candidate edges ``source -> target`` (``0 <= target < limit``) that ``keep`` allows, as parts
-    ``(bin, target, source, places)``, ``places`` ``None`` for all of them (one bin, nothing dropped).
-
-    Bin ``b`` holds the targets in ``[b w, (b + 1) w)``, ``w`` the least power of two with ``bins w >=
-    limit`` (a shift finds the bin), so bins are ordered by key.
-    """
-    if bins == 1:
-        return [(0, target, source, None if keep is None else flat_nonzero(keep))]
-    which = torch.bitwise_right_shift(target, (-(-limit // bins) - 1).bit_length())
-    if keep is not None:
-        which.masked_fill_(~keep, bins)
-    return [(b, target, source, flat_nonzero(which == b)) for b in range(bins)]
-
-
-def part_sizes(parts: Sequence[Part], bins: int) -> List[int]:
-    """The number of edges in each bin."""
-    sizes = [0] * bins
-    for b, target, _, places in parts:
-        sizes[b] += target.numel() if places is None else places.numel()
-    return sizes
-
-
-def edge_keys(parts: List[Part], bits: int, table: Optional[Tensor] = None) -> Iterator[Tuple[int, Chunk]]:
-    """``(bin, writer)`` of the keys ``target << bits | low`` of every part, ``low`` the source or
-    ``table[source]``; ``parts`` is emptied as it is written, releasing its memory."""
+def edge_keys(parts: List[Part], bits: int, table: Optional[Tensor] = None) -> Iterator[Chunk]:
+    """Writers of the keys ``target << bits | low`` of every part, ``low`` the source or ``table[source]``;
+    ``parts`` is emptied as it is written, releasing its memory."""
 
     def writer(target: Tensor, source: Tensor, places: Optional[Tensor]) -> Callable[[Tensor], int]:
         def write(rest: Tensor) -> int:
@@ -97,48 +67,56 @@ def edge_keys(parts: List[Part], bits: int, table: Optional[Tensor] = None) -> I
         return write
 
     while parts:
-        b, *part = parts.pop(0)
-        yield b, writer(*part)
+        yield writer(*parts.pop(0))
 
 
-def sort_keys(chunks: Iterable[Tuple[int, Chunk]], sizes: Sequence[int], device: torch.device) -> Tensor:
-    """The keys of ``chunks``, ``sizes[b]`` in bin ``b``, sorted into row 1 of a ``(2, sum(sizes))``
-    tensor whose row 0 is scratch the caller may reuse.
+def part_size(parts: Sequence[Part]) -> int:
+    """The number of edges kept in ``parts``."""
+    return sum(t.numel() if places is None else places.numel() for t, _, places in parts)
 
-    A chunk ``(b, keys)`` goes to bin ``b``; every key of a bin must be below
-    every key of the next, so that the bins, each sorted, are the sorted
-    keys. ``keys`` is a tensor, copied in and then released, or a writer
+
+def sort_keys(chunks: Iterable[Chunk], total: int, device: torch.device) -> Tensor:
+    """All ``total`` int64 keys of ``chunks``, sorted into row 1 of a ``(2, total)`` tensor whose row 0 is
+    scratch the caller may reuse.
+
+    A chunk is a tensor of keys, copied in and then released, or a writer
     ``write(rest) -> n`` that computes its ``n`` keys straight into the first
     ``n`` places of ``rest`` (``out=``), with no edge-sized temporary.
 
-    On a CPU each bin is sorted in place by numpy's introsort (vectorised;
-    2-8x faster than ``torch.sort`` there, from 2 * 10^4 to 2 * 10^7 keys, and
-    it needs no scratch memory), the bins in parallel threads (numpy releases
-    the GIL; see :func:`key_bins`). Keys are unique or repeat identically, so
-    an unstable sort gives the same tensor as a stable one, whatever the bins.
+    On a CPU the keys are sorted in place by numpy (vectorised; 2-8x faster
+    than ``torch.sort`` there, from 2 * 10^4 to 2 * 10^7 keys, with no scratch
+    memory). From :data:`PARALLEL_SORT` keys on, numpy's selection first
+    splits them at the quantiles into one part per torch thread (at most
+    :data:`MAX_PARTS`), and the parts are sorted in parallel threads (numpy
+    releases the GIL): the selection costs about a tenth of the sort. Keys are
+    unique or repeat identically, so an unstable sort gives the same tensor
+    as a stable one, whatever the parts.
     """
-    ends = np.cumsum(sizes).tolist()
-    out = empty((2, ends[-1] if ends else 0), torch.long, device)
+    out = empty((2, total), torch.long, device)
     cpu = device.type == "cpu"
     row = out[1 if cpu else 0]
-    at = [end - size for end, size in zip(ends, sizes)]
-    for b, chunk in chunks:
+    at = 0
+    for chunk in chunks:
         if isinstance(chunk, Tensor):
-            row[at[b]:at[b] + chunk.numel()] = chunk
-            at[b] += chunk.numel()
+            row[at:at + chunk.numel()] = chunk
+            at += chunk.numel()
         else:
-            at[b] += chunk(row[at[b]:ends[b]])
-    if at != ends:
-        raise RuntimeError(f"sort_keys: bins were promised {list(sizes)} keys but ended at {at} of {ends}")
+            at += chunk(row[at:])
     if not cpu:  # one device-wide radix sort is fastest on GPUs
         torch.sort(out[0], out=(out[1], torch.empty_like(out[0])))
         return out
-    parts = [out[1, end - size:end].numpy() for end, size in zip(ends, sizes) if size]
+    keys = out[1].numpy()
+    count = min(torch.get_num_threads(), MAX_PARTS) if total >= PARALLEL_SORT else 1
+    if count == 1:
+        keys.sort()
+        return out
+    cuts = [total * k // count for k in range(1, count)]
+    keys.partition(cuts)
+    parts = [keys[a:b] for a, b in zip([0] + cuts, cuts + [total])]
     threads = [threading.Thread(target=part.sort) for part in parts[1:]]
     for thread in threads:
         thread.start()
-    if parts:
-        parts[0].sort()
+    parts[0].sort()
     for thread in threads:
         thread.join()
     return out
