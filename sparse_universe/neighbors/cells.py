@@ -37,6 +37,7 @@ and a particle may neighbour its own images.
 
 from __future__ import annotations
 
+import itertools
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
@@ -44,7 +45,7 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import Part, edge_keys, empty, flat_nonzero, part_size, sort_keys
+from .sorting import Part, edge_keys, empty, kept_places, part_size, sort_keys
 
 #: Bits an edge's sort key may use: ``target << b | particle << c | code`` when that fits, else the
 #: slower key through a rank table (see :func:`periodic_edges`).
@@ -231,19 +232,23 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     candidate, chunk by chunk. ``drop_self`` drops ``(i, i, 0)``; ``loop`` adds it.
 
     ``half_search(pos, r, group)``, for a query set that is the source set,
-    finds each unordered pair of image rows once: a pair of two particles
-    gives both edges, a particle and an image one (its mirror comes from the
-    other particle's image), two images none. It is used when the images are
-    few, so that the pairs between two images cost less than the bipartite
-    search's second visit of every pair.
+    finds each unordered pair of rows once. The rows are then the particles
+    and their images on the positive side only (``S`` lexicographically
+    positive): a pair of particles gives both edges; a particle ``i`` and the
+    image of ``j`` at ``S`` give ``(i, j, S)`` and its mirror ``(j, i, -S)``;
+    two images give none (the same pair, moved, is a particle and an image).
+    It is used when those rows are at most twice the particles, so that the
+    pairs between two images cost less than the bipartite search's second
+    visit of every pair.
 
-    Each edge is the key ``target << b | row_key``, where an image row's key
-    is ``particle << c | code``, ``code`` its shift's place in lexicographic
-    order, so the sorted keys are the edges in order (for a fixed target and
-    source the given-coordinate shift differs from the row's by a constant),
-    and a mask and a shift decode them. Where that needs more than 63 bits,
-    ``row_key`` is instead the row's place among the rows ordered by
-    (particle, shift), decoded through tables (:data:`KEY_BITS`).
+    Each edge is the key ``target << b | particle << c | code``, ``code`` the
+    shift's place in lexicographic order (``code(-S)`` is the mirror of
+    ``code(S)``), so the sorted keys are the edges in order (for a fixed
+    target and source the given-coordinate shift differs from the row's by a
+    constant), and a mask and a shift decode them. Where that needs more than
+    63 bits, the low part is instead the row's place among the rows ordered
+    by (particle, shift), decoded through tables (:data:`KEY_BITS`), and the
+    half search is not used.
     """
     dim, nq = query.size(1), query.size(0)
     wrapped_s, frac_s, moved_s, spacing = wrap_into_cells(source, source_cells)
@@ -257,22 +262,26 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         size = max((float(t.detach().abs().max()) for t in (query, source) if t.numel()), default=0.0)
         reach_r += 8 * dim * torch.finfo(query.dtype).eps * (size + r)
     label, shift = images(frac_s, source_cells, torch.where(source_cells.pbc, reach_r * (1 + 1e-6) / spacing, 0.0))
+    code, table = _shift_codes(shift)
+    code_bits, label_bits = (max(1, (m - 1).bit_length()) for m in (table.size(0), source.size(0)))
+    packed = max(1, (nq - 1).bit_length()) + label_bits + code_bits <= KEY_BITS
+    half = False
+    if half_search is not None and packed and not unwrapped:
+        positive = lex_sign(shift) >= 0  # the particles and the images on the positive side
+        half = int(positive.sum()) <= 2 * nq
+        if half:
+            label, shift, code = label[positive], shift[positive], code[positive]
     which = source_cells.which.index_select(0, label)
     cell = source_cells.cell.to(query.dtype)
     image_group = source_group.index_select(0, label)
-    half = False
     if unwrapped:  # candidates from the wrapped frame; S = S' - moved[j] + moved[i] differs per edge
         x = wrapped_s.index_select(0, label) + shift_vectors(shift, source_cells.cell, which)
         pairs = search(wrapped_q, x, reach_r, query_group, image_group)
         base = shift - moved_s.index_select(0, label)
     else:  # S = S': the images are the exact test's own, and so is the search's test
         x = source.index_select(0, label) + shift_vectors(shift, cell, which)  # pos[j] + S @ cell
-        half = half_search is not None and label.numel() <= 2 * nq
         pairs = half_search(x, r, image_group) if half else search(query, x, r, query_group, image_group)
     rows = label.numel()
-    code, table = _shift_codes(shift)
-    code_bits, label_bits = (max(1, (m - 1).bit_length()) for m in (table.size(0), source.size(0)))
-    packed = max(1, (nq - 1).bit_length()) + label_bits + code_bits <= KEY_BITS
     if packed:  # row_key = particle << code_bits | code
         bits, row_key = label_bits + code_bits, (label << code_bits).bitwise_or_(code)
     else:  # row_key = the row's place in (particle, shift) order
@@ -284,8 +293,9 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     parts: List[Part] = []
     while pairs:
         qi, row = pairs.pop(0)
-        if half:  # rows a, b: a particle is a target, an image only a source
-            parts += [(qi, row, flat_nonzero(qi < nq)), (row, qi, flat_nonzero(row < nq))]
+        if half:  # rows p < q: p a particle, q a particle or an image; two images make no edge
+            p, q = torch.minimum(qi, row), torch.maximum(qi, row)
+            parts.append((p, q, kept_places(p < nq)))
             continue
         keep = row != qi if drop_self else None  # (i, i, 0) is row i of the images, the particle itself
         if unwrapped:
@@ -293,12 +303,15 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
             s = base.index_select(0, row).add_(moved_q.index_select(0, qi))
             hit = shift_sq_dist(query, source, qi, j, shift_vectors(s, cell, which.index_select(0, row))) <= r2
             keep = hit if keep is None else keep & hit
-        parts.append((qi, row, None if keep is None else flat_nonzero(keep)))
+        parts.append((qi, row, None if keep is None else kept_places(keep)))
+    forms = [(bits, row_key)]  # p -> the row q: p << bits | row_key[q]
+    if half:  # and its mirror, q's particle -> p at -S: particle(q) << bits | p << code_bits | code(-S)
+        forms.append((code_bits, (label << bits).bitwise_or_(table.size(0) - 1 - code)))
+    total, chunks = part_size(parts) * len(forms), edge_keys(parts, *forms)
     if loop:
         ids = torch.arange(nq, device=query.device)
-        parts.append((ids, ids, None))
-    total = part_size(parts)
-    out = sort_keys(edge_keys(parts, bits, row_key), total, query.device)
+        total, chunks = total + nq, itertools.chain(chunks, edge_keys([(ids, ids, None)], forms[0]))
+    out = sort_keys(chunks, total, query.device)
     shifts = empty((out.size(1), dim), torch.long, query.device)
     if packed:
         torch.index_select(table, 0, torch.bitwise_and(out[1], (1 << code_bits) - 1, out=out[0]), out=shifts)
@@ -315,13 +328,22 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
 
 def _shift_codes(shift: Tensor) -> Tuple[Tensor, Tensor]:
     """Each row's shift as a small code that orders shifts lexicographically, and the table of shifts by
-    code (``table[code[m]] == shift[m]``)."""
+    code (``table[code[m]] == shift[m]``). The table spans ``-m_k .. m_k`` on axis ``k``, ``m_k`` the
+    largest ``|S_k|``, so that ``code(-S) == len(table) - 1 - code(S)``."""
     dim = shift.size(1)
-    low = shift.min(0).values if shift.numel() else shift.new_zeros(dim)
-    span = (shift.max(0).values - low + 1).tolist() if shift.numel() else [1] * dim
+    most = shift.abs().max(0).values if shift.numel() else shift.new_zeros(dim)
+    span = (2 * most + 1).tolist()
     code = torch.zeros(shift.size(0), dtype=torch.long, device=shift.device)
     for k, n in enumerate(span):
-        code = code * n + (shift[:, k] - low[k])  # |S'| <= ceil(r / h) per axis: small
+        code = code * n + (shift[:, k] + most[k])  # |S'| <= ceil(r / h) per axis: small
     digits = torch.meshgrid(*[torch.arange(n, device=shift.device) for n in span], indexing="ij")
-    table = torch.stack([g.reshape(-1) for g in digits], 1) + low  # (prod(span), d), in code order
+    table = torch.stack([g.reshape(-1) for g in digits], 1) - most  # (prod(span), d), in code order
     return code, table
+
+
+def lex_sign(shifts: Tensor) -> Tensor:
+    """The sign of the first non-zero component of each shift (0 for ``S = 0``): lexicographic order."""
+    sign = torch.zeros(shifts.size(0), dtype=shifts.dtype, device=shifts.device)
+    for k in reversed(range(shifts.size(1))):
+        sign = torch.where(shifts[:, k] != 0, shifts[:, k].sign(), sign)
+    return sign

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..typing import Backend, Flow, OnOverflow, PerAxis
-from .cells import Cells, check_cells, periodic_edges, shift_sq_dist, shift_vectors
+from .cells import Cells, check_cells, lex_sign, periodic_edges, shift_sq_dist, shift_vectors
 from .checks import check_batch, check_box, check_options, check_pos, check_radius
 from .cluster import cluster_bipartite, cluster_pairs
 from .dense import dense_bipartite, dense_pairs, pairs_per_example, pairs_within_examples
@@ -186,11 +186,7 @@ def radius_graph(
 def first_of_pair(edge_index: Tensor, shifts: Tensor) -> Tensor:
     """Mask of the edges ``j -> i`` with ``i < j``, or ``i == j`` and ``S >= 0`` lexicographically."""
     source, target = edge_index
-    # sign of the first non-zero shift component (0 for loops)
-    sign = torch.zeros_like(source)
-    for k in reversed(range(shifts.size(1))):
-        sign = torch.where(shifts[:, k] != 0, shifts[:, k].sign(), sign)
-    return (target < source) | ((target == source) & (sign >= 0))
+    return (target < source) | ((target == source) & (lex_sign(shifts) >= 0))
 
 
 def radius(
@@ -406,7 +402,7 @@ def symmetrize(pairs: Pairs, n: int, loop: bool, dedupe: bool, device: torch.dev
         ids = torch.arange(n, device=device)
         parts.append((ids, ids, None))
     total = part_size(parts)
-    out = sort_keys(edge_keys(parts, bits), total, device)
+    out = sort_keys(edge_keys(parts, (bits, None)), total, device)
     if dedupe and total > 1:
         first = empty((total,), torch.bool, device)  # the first of each run of equal keys
         first[0] = True

@@ -48,31 +48,39 @@ def flat_nonzero(mask: Tensor) -> Tensor:
 
 
 Chunk = Union[Tensor, Callable[[Tensor], int]]
-#: Candidate edges ``source -> target`` and the places kept (``None``: all).
+#: Candidate keys ``high << shift | low``: high and low parts, and the places kept (``None``: all).
 Part = Tuple[Tensor, Tensor, Optional[Tensor]]
 
 
-def edge_keys(parts: List[Part], bits: int, table: Optional[Tensor] = None) -> Iterator[Chunk]:
-    """Writers of the keys ``target << bits | low`` of every part, ``low`` the source or ``table[source]``;
-    ``parts`` is emptied as it is written, releasing its memory."""
+def kept_places(mask: Tensor) -> Optional[Tensor]:
+    """:func:`flat_nonzero` of ``mask``, or ``None`` when every entry is kept."""
+    places = flat_nonzero(mask)
+    return None if places.numel() == mask.numel() else places
 
-    def writer(target: Tensor, source: Tensor, places: Optional[Tensor]) -> Callable[[Tensor], int]:
+
+def edge_keys(parts: List[Part], *forms: Tuple[int, Optional[Tensor]]) -> Iterator[Chunk]:
+    """Writers of the keys of every part in each form ``(shift, table)``: ``high << shift | low``, or
+    ``high << shift | table[low]``; ``parts`` is emptied as it is written, releasing its memory."""
+
+    def writer(high: Tensor, low: Tensor, places: Optional[Tensor], shift: int,
+               table: Optional[Tensor]) -> Callable[[Tensor], int]:
         def write(rest: Tensor) -> int:
-            t, s = (target, source) if places is None else (target.index_select(0, places),
-                                                           source.index_select(0, places))
-            keys = rest[:s.numel()]
+            h, lo = (high, low) if places is None else (high.index_select(0, places), low.index_select(0, places))
+            keys = rest[:lo.numel()]
             if table is None:
-                return torch.add(s, t, alpha=1 << bits, out=keys).numel()  # the bits are disjoint: + is |
-            return torch.index_select(table, 0, s, out=keys).add_(t, alpha=1 << bits).numel()
+                return torch.add(lo, h, alpha=1 << shift, out=keys).numel()  # the bits are disjoint: + is |
+            return torch.index_select(table, 0, lo, out=keys).add_(h, alpha=1 << shift).numel()
         return write
 
     while parts:
-        yield writer(*parts.pop(0))
+        part = parts.pop(0)
+        for shift, table in forms:
+            yield writer(*part, shift, table)
 
 
 def part_size(parts: Sequence[Part]) -> int:
-    """The number of edges kept in ``parts``."""
-    return sum(t.numel() if places is None else places.numel() for t, _, places in parts)
+    """The number of keys kept in ``parts`` (in one form)."""
+    return sum(high.numel() if places is None else places.numel() for high, _, places in parts)
 
 
 def sort_keys(chunks: Iterable[Chunk], total: int, device: torch.device) -> Tensor:

@@ -1,5 +1,6 @@
 """Periodic cells against oracles no one here wrote: ASE's neighbour list (all) and vesin (a subset)."""
 
+import importlib
 import itertools
 
 import numpy as np
@@ -188,6 +189,25 @@ def test_edges_sorted_through_the_rank_table_equal_the_packed_keys(monkeypatch):
     ranked = radius_graph(pos, 3.2, batch, cell=cell, return_shifts=True)
     assert torch.equal(ranked[0], packed[0]) and torch.equal(ranked[1], packed[1])
     assert packed[1].abs().max() >= 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_half_search_over_the_positive_images_gives_mirrors_and_self_images(monkeypatch, backend):
+    radius_module = importlib.import_module("sparse_universe.neighbors.radius")  # the name is also a function
+    rng = np.random.default_rng(5)
+    # one short periodic axis: every atom has one image at +1 within reach (and one at -1, left out)
+    atoms = Atoms("X" * 60, scaled_positions=rng.uniform(0.01, 0.99, (60, 3)),
+                  cell=[[12.0, 0, 0], [1.0, 12.0, 0], [0, 0, 1.5]], pbc=[False, False, True])
+    r = 1.5 * (1 + 1e-9)  # over one period: each atom neighbours its own images at S = +-c
+    half_searches = []
+    find_pairs = radius_module.find_pairs
+    monkeypatch.setattr(radius_module, "find_pairs", lambda pos, *a: half_searches.append(len(pos)) or
+                        find_pairs(pos, *a))
+    assert_matches_ase(atoms, r, backend)
+    assert half_searches == [120]  # the particles and their images at +c: the half search ran
+    edge_index, shifts, _ = ours(atoms, r, backend)
+    own = edge_index[0] == edge_index[1]
+    assert own.sum() == 120 and shifts[own, 2].abs().eq(1).all() and shifts[own, :2].eq(0).all()
 
 
 @pytest.mark.parametrize("threads", [2, 3])
