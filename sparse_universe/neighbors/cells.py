@@ -45,7 +45,7 @@ from torch import Tensor
 
 from .checks import check_batch, to_tensor
 from .geometry import exact_r2, search_radius
-from .sorting import Part, edge_keys, empty, kept_places, part_size, sort_keys
+from .sorting import Part, edge_keys, empty, flat_nonzero, kept_places, part_size, sort_keys
 
 #: Bits an edge's sort key may use: ``target << b | particle << c | code`` when that fits, else the
 #: slower key through a rank table (see :func:`periodic_edges`).
@@ -177,10 +177,12 @@ def wrap_into_cells(pos: Tensor, cells: Cells) -> Tuple[Tensor, Tensor, Tensor, 
     inverse = torch.linalg.pinv(periodic_rows)  # (C, d, d): fractional coordinates on periodic axes
     x = pos.detach().to(torch.float64)
     frac = _times(x, inverse, cells.which)
-    moved = torch.where(cells.pbc.index_select(0, cells.which), torch.floor(frac), 0.0)
-    wrapped = x - _times(moved, cells.cell, cells.which)
+    periodic = cells.pbc if cells.pbc.size(0) == 1 else cells.pbc.index_select(0, cells.which)
+    moved = torch.where(periodic, torch.floor(frac), 0.0)
     spacing = 1.0 / torch.linalg.vector_norm(inverse, dim=1)  # (C, d); 1/0 = inf on open axes
-    return wrapped, frac - moved, moved.long(), spacing
+    if not bool(moved.any()):  # all inside their cell
+        return x, frac, moved.long(), spacing
+    return x - _times(moved, cells.cell, cells.which), frac - moved, moved.long(), spacing
 
 
 def _times(x: Tensor, mats: Tensor, which: Tensor) -> Tensor:
@@ -195,7 +197,8 @@ def images(frac: Tensor, cells: Cells, reach: Tensor) -> Tuple[Tensor, Tensor]:
 
     ``frac`` are the wrapped fractional coordinates ``(N, d)``, ``reach`` the
     search radius over the plane spacing ``(C, d)``. Returns the particle of
-    each image ``(M,)`` (the particles themselves first) and its shift ``(M, d)``.
+    each image ``(M,)`` and its shift ``(M, d)`` (the particles themselves,
+    ``S = 0``, are not among them).
     """
     count = torch.ceil(reach).long()  # (C, d): shifts either way worth trying
     label = torch.arange(frac.size(0), device=frac.device)
@@ -205,16 +208,20 @@ def images(frac: Tensor, cells: Cells, reach: Tensor) -> Tuple[Tensor, Tensor]:
         if most == 0:
             continue
         steps = torch.cat([torch.arange(-most, 0), torch.arange(1, most + 1)]).to(frac.device)  # (K,)
-        cell_of = cells.which.index_select(0, label)
+        f = frac[:, k].index_select(0, label)
+        lim = reach[:, k] if reach.size(0) == 1 else reach[:, k].index_select(0, cells.which.index_select(0, label))
+        near = flat_nonzero((f <= lim) | (f >= 1 - lim))  # rows that some step keeps within reach
+        cell_of = cells.which.index_select(0, label.index_select(0, near))
         lim = reach[:, k].index_select(0, cell_of)[:, None]
-        moved = frac[:, k].index_select(0, label)[:, None] + steps  # (R, K) fractional coordinate after the shift
+        moved = f.index_select(0, near)[:, None] + steps  # (R, K) fractional coordinate after the shift
         ok = (steps.abs() <= count[:, k].index_select(0, cell_of)[:, None]) & (moved >= -lim) & (moved <= 1 + lim)
-        row, step = ok.nonzero().unbind(1)
+        at, step = ok.nonzero().unbind(1)
+        row = near.index_select(0, at)
         new_shift = shift.index_select(0, row)
         new_shift[:, k] += steps.index_select(0, step)
         shift = torch.cat([shift, new_shift])
         label = torch.cat([label, label.index_select(0, row)])
-    return label, shift
+    return label[frac.size(0):], shift[frac.size(0):]
 
 
 def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, source_cells: Cells,
@@ -261,25 +268,35 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
         # with their size: the search radius covers that too.
         size = max((float(t.detach().abs().max()) for t in (query, source) if t.numel()), default=0.0)
         reach_r += 8 * dim * torch.finfo(query.dtype).eps * (size + r)
-    label, shift = images(frac_s, source_cells, torch.where(source_cells.pbc, reach_r * (1 + 1e-6) / spacing, 0.0))
-    code, table = _shift_codes(shift)
-    code_bits, label_bits = (max(1, (m - 1).bit_length()) for m in (table.size(0), source.size(0)))
+    n = source.size(0)  # rows 0 .. n - 1 are the particles themselves (S = 0), then their images
+    image_label, image_shift = images(frac_s, source_cells,
+                                      torch.where(source_cells.pbc, reach_r * (1 + 1e-6) / spacing, 0.0))
+    image_code, table = _shift_codes(image_shift)
+    code_bits, label_bits = (max(1, (m - 1).bit_length()) for m in (table.size(0), n))
     packed = max(1, (nq - 1).bit_length()) + label_bits + code_bits <= KEY_BITS
     half = False
     if half_search is not None and packed and not unwrapped:
-        positive = lex_sign(shift) >= 0  # the particles and the images on the positive side
-        half = int(positive.sum()) <= 2 * nq
+        positive = flat_nonzero(lex_sign(image_shift) > 0)  # the images on the positive side
+        half = n + positive.numel() <= 2 * nq
         if half:
-            label, shift, code = label[positive], shift[positive], code[positive]
+            image_label, image_shift, image_code = (t.index_select(0, positive)
+                                                    for t in (image_label, image_shift, image_code))
+    label = torch.cat([torch.arange(n, device=query.device), image_label])
+    code = torch.cat([image_code.new_full((n,), (table.size(0) - 1) // 2), image_code])  # code(0): the middle
     which = source_cells.which.index_select(0, label)
     cell = source_cells.cell.to(query.dtype)
     image_group = source_group.index_select(0, label)
+
+    def rows_at(pos: Tensor, lattice: Tensor) -> Tensor:  # pos[j] + S @ cell of every row
+        moved = pos.index_select(0, image_label) + shift_vectors(image_shift, lattice, which[n:])
+        return torch.cat([pos, moved])
+
     if unwrapped:  # candidates from the wrapped frame; S = S' - moved[j] + moved[i] differs per edge
-        x = wrapped_s.index_select(0, label) + shift_vectors(shift, source_cells.cell, which)
+        x = rows_at(wrapped_s, source_cells.cell)
         pairs = search(wrapped_q, x, reach_r, query_group, image_group)
-        base = shift - moved_s.index_select(0, label)
+        base = torch.cat([image_shift.new_zeros(n, dim), image_shift]) - moved_s.index_select(0, label)
     else:  # S = S': the images are the exact test's own, and so is the search's test
-        x = source.index_select(0, label) + shift_vectors(shift, cell, which)  # pos[j] + S @ cell
+        x = rows_at(source, cell)  # pos[j] + S @ cell (S = 0: pos[j] itself)
         pairs = half_search(x, r, image_group) if half else search(query, x, r, query_group, image_group)
     rows = label.numel()
     if packed:  # row_key = particle << code_bits | code
