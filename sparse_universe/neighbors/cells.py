@@ -288,8 +288,8 @@ def periodic_edges(query: Tensor, source: Tensor, r: float, query_cells: Cells, 
     image_group = source_group.index_select(0, label)
 
     def rows_at(pos: Tensor, lattice: Tensor) -> Tensor:  # pos[j] + S @ cell of every row
-        moved = pos.index_select(0, image_label) + shift_vectors(image_shift, lattice, which[n:])
-        return torch.cat([pos, moved])
+        image = pos.index_select(0, image_label) + shift_vectors(image_shift, lattice, which[n:])
+        return torch.cat([pos, image])
 
     if unwrapped:  # candidates from the wrapped frame; S = S' - moved[j] + moved[i] differs per edge
         x = rows_at(wrapped_s, source_cells.cell)
