@@ -251,8 +251,9 @@ def radius(
         distance = lambda e: edge_sq_dist(query, e, shifts, cells_x, source)  # noqa: E731
     else:
         bits = max(1, (source.size(0) - 1).bit_length())
-        keys = [(q << bits).bitwise_or_(s) for q, s in search(query, source, r, group_y, group_x)]
-        edges = split_keys(sort_keys(keys, sum(k.numel() for k in keys), query.device), bits)  # [source, query]
+        parts: List[Part] = [(q, s, None) for q, s in search(query, source, r, group_y, group_x)]
+        total = part_size(parts)
+        edges = split_keys(sort_keys(edge_keys(parts, (bits, None)), total, query.device), bits)  # [source, query]
         shifts = edges.new_zeros(edges.size(1), x.size(1))
         distance = lambda e: pair_sq_dist(query, e[1], e[0], None, source)  # noqa: E731
     edges, shifts = finish(edges, cap, on_overflow, "target_to_source", query.size(0), distance, shifts)

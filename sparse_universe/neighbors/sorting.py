@@ -11,7 +11,7 @@ everything is plain torch.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ def flat_nonzero(mask: Tensor) -> Tensor:
     return mask.nonzero().view(-1)
 
 
-Chunk = Union[Tensor, Callable[[Tensor], int]]
+Chunk = Callable[[Tensor], int]
 #: Candidate keys ``high << shift | low``: high and low parts, and the places kept (``None``: all).
 Part = Tuple[Tensor, Tensor, Optional[Tensor]]
 
@@ -87,9 +87,9 @@ def sort_keys(chunks: Iterable[Chunk], total: int, device: torch.device) -> Tens
     """All ``total`` int64 keys of ``chunks``, sorted into row 1 of a ``(2, total)`` tensor whose row 0 is
     scratch the caller may reuse.
 
-    A chunk is a tensor of keys, copied in and then released, or a writer
-    ``write(rest) -> n`` that computes its ``n`` keys straight into the first
-    ``n`` places of ``rest`` (``out=``), with no edge-sized temporary.
+    A chunk is a writer ``write(rest) -> n`` that computes its ``n`` keys
+    straight into the first ``n`` places of ``rest`` (``out=``), with no
+    edge-sized temporary (:func:`edge_keys`).
 
     On a CPU the keys are sorted in place by numpy (vectorised; 2-8x faster
     than ``torch.sort`` there, from 2 * 10^4 to 2 * 10^7 keys, with no scratch
@@ -105,11 +105,7 @@ def sort_keys(chunks: Iterable[Chunk], total: int, device: torch.device) -> Tens
     row = out[1 if cpu else 0]
     at = 0
     for chunk in chunks:
-        if isinstance(chunk, Tensor):
-            row[at:at + chunk.numel()] = chunk
-            at += chunk.numel()
-        else:
-            at += chunk(row[at:])
+        at += chunk(row[at:])
     if not cpu:  # one device-wide radix sort is fastest on GPUs
         torch.sort(out[0], out=(out[1], torch.empty_like(out[0])))
         return out
